@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install the Debian packages ficus needs, and only those that are missing.
+#
+#   scripts/deps.sh build   compiler, CMake, H2O (evloop), OpenSSL, libjwt, hiredis, libyaml, jansson,
+#                           plus what the demo runs (redis-server, python3, curl, openssl)
+#   scripts/deps.sh test    build set + pytest and the client libraries the suites use, h2load, clang-format
+#   scripts/deps.sh bench   build set + nginx-light, haproxy, h2load (nghttp2-client), wrk
+#
+# Idempotent and fast when everything is present: it asks dpkg-query first and calls apt-get only for
+# what is missing. `apt-get update` runs only if an install fails (e.g. a fresh container with no lists).
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libjwt-dev libhiredis-dev
+            libyaml-dev libjansson-dev openssl curl redis-server python3)
+TEST_PKGS=("${BUILD_PKGS[@]}" python3-pytest python3-pytest-timeout python3-httpx python3-h2 python3-jwcrypto
+           python3-redis python3-requests nghttp2-client procps clang-format)
+# (nodejs packages for the SSO suite will join TEST_PKGS when that suite lands.)
+BENCH_PKGS=("${BUILD_PKGS[@]}" nginx-light haproxy nghttp2-client wrk procps util-linux)
+
+usage() { echo "usage: $0 build|test|bench" >&2; exit 2; }
+[ $# -eq 1 ] || usage
+case "$1" in
+    build) pkgs=("${BUILD_PKGS[@]}") ;;
+    test)  pkgs=("${TEST_PKGS[@]}") ;;
+    bench) pkgs=("${BENCH_PKGS[@]}") ;;
+    *) usage ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+    # db:Status-Abbrev is "ii " for an installed package; anything else (or unknown) means missing.
+    st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    [ "${st:0:2}" = "ii" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#pkgs[@]} packages of the '$1' set are installed"
+    exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
+    SUDO=(sudo)
+fi
+apt_install() {
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+echo "deps: installing ${missing[*]}"
+if ! apt_install "${missing[@]}"; then
+    echo "deps: install failed; refreshing package lists and retrying"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    apt_install "${missing[@]}"
+fi
+echo "deps: '$1' set ready"
