@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# ficus vs nginx vs haproxy: same upstream, same load, one gateway worker pinned to core 0.
+#
+#   loadtest/bench.sh [--quick] [--gateways nginx,haproxy,ficus] [--duration S] [--out FILE]
+#
+# Upstream: nginx answering 200 "hello\n" itself on 127.0.0.1 (1 worker, taskset core 1).
+# Gateways (one at a time, each 1 worker/thread under `taskset -c 0`, TLS h2 + http/1.1 via ALPN, upstream
+# HTTP/1.1 keepalive): nginx (nginx.conf.tmpl), haproxy (haproxy.cfg.tmpl), ficus ($BUILD_DIR/ficus, workers: 1,
+# access_log: off, one proxy route).
+# Load (taskset core 1, shared with the upstream): h2load over TLS h2 (-c 32 -m 16) and wrk over TLS http/1.1
+# (-t 1 -c 64), each for --duration seconds (10; --quick: 2) after a short unmeasured warm-up.
+# Reports per gateway x protocol: req/s, p50/p99 latency, gateway CPU microseconds per request
+# ((utime+stime) delta of the gateway's processes from /proc/PID/stat / requests) and ratios to nginx.
+# See loadtest/README.md for what the numbers mean and what they do not.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD_DIR=${BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+GATEWAYS="nginx haproxy ficus"
+DUR=10
+WARM=2
+OUT=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) DUR=2; WARM=1 ;;
+        --gateways) GATEWAYS=${2//,/ }; shift ;;
+        --duration) DUR=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+RUN="$ROOT/.work/bench"
+PY=/usr/bin/python3
+H2_OPTS=(-c 32 -m 16)
+H1_OPTS=(-t 1 -c 64)
+TCK=$(getconf CLK_TCK)
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: ERROR: $*" >&2; exit 1; }
+
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+scripts/deps.sh bench >&2
+certs-dev/make-certs.sh >&2
+CERT="$ROOT/certs-dev/localhost.crt"
+KEY="$ROOT/certs-dev/localhost.key"
+CA="$ROOT/certs-dev/dev-ca.crt"
+rm -rf "$RUN"
+mkdir -p "$RUN"
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ficus: use $BUILD_DIR/ficus, building it (Release) if it is not there; leave it out if that fails.
+FICUS="$BUILD_DIR/ficus"
+NOTES=()
+if [[ " $GATEWAYS " == *" ficus "* ]] && [ ! -x "$FICUS" ]; then
+    log "building ficus (Release) in $BUILD_DIR"
+    if ! { cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release && cmake --build "$BUILD_DIR" -j"$(nproc)"; } \
+        >"$RUN/ficus-build.log" 2>&1 || [ ! -x "$FICUS" ]; then
+        log "ficus did not build (see $RUN/ficus-build.log); benchmarking without it"
+        NOTES+=("ficus: not measured (did not build: see .work/bench/ficus-build.log)")
+        GATEWAYS=${GATEWAYS//ficus/}
+    fi
+fi
+
+wait_hello() { # url pid name: wait until the URL answers "hello"
+    local i
+    for i in $(seq 1 100); do
+        [ "$(curl -fsS --cacert "$CA" "$1" 2>/dev/null || true)" = hello ] && return 0
+        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up (logs in $RUN)"
+        sleep 0.1
+    done
+    die "$3 did not answer 'hello' on $1 within 10 s (logs in $RUN)"
+}
+
+# --- the upstream --------------------------------------------------------------------------------------------------
+UP_PORT=$(free_port)
+mkdir -p "$RUN/upstream-tmp"
+cat >"$RUN/upstream.conf" <<CONF
+worker_processes 1;
+user root;
+pid $RUN/upstream.pid;
+error_log $RUN/upstream.error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $RUN/upstream-tmp/body;
+    proxy_temp_path $RUN/upstream-tmp/proxy;
+    fastcgi_temp_path $RUN/upstream-tmp/fastcgi;
+    uwsgi_temp_path $RUN/upstream-tmp/uwsgi;
+    scgi_temp_path $RUN/upstream-tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        location / { default_type text/plain; return 200 "hello\n"; }
+    }
+}
+CONF
+taskset -c 1 nginx -p "$RUN" -e "$RUN/upstream.error.log" -c "$RUN/upstream.conf" &
+UP_PID=$!
+PIDS+=("$UP_PID")
+for _ in $(seq 1 50); do
+    [ "$(curl -fsS "http://127.0.0.1:$UP_PORT/" 2>/dev/null || true)" = hello ] && break
+    sleep 0.1
+done
+[ "$(curl -fsS "http://127.0.0.1:$UP_PORT/" 2>/dev/null || true)" = hello ] || die "upstream nginx did not start"
+log "upstream: nginx on 127.0.0.1:$UP_PORT (core 1)"
+
+fill() { # template out: replace @...@ placeholders
+    sed -e "s|@RUN@|$RUN|g" -e "s|@UP_PORT@|$UP_PORT|g" -e "s|@GW_PORT@|$GW_PORT|g" -e "s|@CERT@|$CERT|g" \
+        -e "s|@KEY@|$KEY|g" -e "s|@PEM@|$RUN/haproxy.pem|g" "$1" >"$2"
+}
+
+start_gateway() { # name; sets GW_PID GW_PORT
+    GW_PORT=$(free_port)
+    case "$1" in
+        nginx)
+            mkdir -p "$RUN/nginx-gw-tmp"
+            fill loadtest/nginx.conf.tmpl "$RUN/nginx-gw.conf"
+            nginx -t -q -p "$RUN" -e "$RUN/nginx-gw.error.log" -c "$RUN/nginx-gw.conf" || die "nginx -t failed"
+            taskset -c 0 nginx -p "$RUN" -e "$RUN/nginx-gw.error.log" -c "$RUN/nginx-gw.conf" &
+            ;;
+        haproxy)
+            cat "$CERT" "$KEY" >"$RUN/haproxy.pem"
+            fill loadtest/haproxy.cfg.tmpl "$RUN/haproxy.cfg"
+            haproxy -c -q -f "$RUN/haproxy.cfg" || die "haproxy -c failed"
+            taskset -c 0 haproxy -db -f "$RUN/haproxy.cfg" 2>"$RUN/haproxy.log" &
+            ;;
+        ficus)
+            cat >"$RUN/ficus.yaml" <<CONF
+server:
+  workers: 1
+  listen:
+    - address: "127.0.0.1:$GW_PORT"
+      tls:
+        certificates: [{ cert: "$CERT", key: "$KEY" }]
+        min_version: TLSv1.2
+  access_log: "off"
+  log_level: warn
+upstreams:
+  upstream:
+    endpoints: ["http://127.0.0.1:$UP_PORT"]
+routes:
+  - name: all
+    match: { path_prefix: / }
+    to: upstream
+CONF
+            "$FICUS" -t -c "$RUN/ficus.yaml" >/dev/null || die "ficus -t rejected $RUN/ficus.yaml"
+            taskset -c 0 "$FICUS" -c "$RUN/ficus.yaml" >"$RUN/ficus.out" 2>"$RUN/ficus.err" &
+            ;;
+        *) die "unknown gateway $1" ;;
+    esac
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    wait_hello "https://localhost:$GW_PORT/" "$GW_PID" "$1"
+}
+
+stop_gateway() {
+    kill -TERM "$GW_PID" 2>/dev/null || true
+    wait "$GW_PID" 2>/dev/null || true
+}
+
+cpu_ticks() { # utime+stime (all threads) of the gateway process and its children (nginx's worker)
+    local pid total=0 rest
+    for pid in "$GW_PID" $(pgrep -P "$GW_PID" || true); do
+        [ -r "/proc/$pid/stat" ] || continue
+        rest=$(sed 's/^.*) //' "/proc/$pid/stat") # fields from 3 (state) on; comm may contain spaces
+        set -- $rest
+        total=$((total + ${12} + ${13}))          # fields 14 (utime) and 15 (stime)
+    done
+    echo $total
+}
+
+to_ms() { # wrk latency "812.00us" / "1.23ms" / "1.02s" -> ms
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000;
+                           printf "%.2f", n }'
+}
+
+declare -A RPS P50 P99 CPU BUSY ERR
+run_h2() { # gateway
+    local gw=$1 out="$RUN/h2-$1.out" reqlog="$RUN/h2-$1.reqlog" t0 t1
+    [ "$WARM" -gt 0 ] && taskset -c 1 h2load "${H2_OPTS[@]}" -D "$WARM" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
+    t0=$(cpu_ticks)
+    taskset -c 1 h2load "${H2_OPTS[@]}" -D "$DUR" --log-file="$reqlog" "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
+        die "h2load against $gw failed: $(tail -3 "$out")"
+    t1=$(cpu_ticks)
+    grep -q 'Application protocol: h2' "$out" || die "h2load against $gw did not negotiate h2 ($out)"
+    local done ok rps
+    done=$(sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p' "$out")
+    ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$out")
+    rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$out")
+    [ -n "$done" ] && [ "$done" -gt 0 ] || die "h2load against $gw completed no request ($out)"
+    RPS[$gw:h2]=$(printf '%.0f' "$rps")
+    ERR[$gw:h2]=$((done - ok))
+    # h2load prints only min/max/mean/sd; percentiles come from its per-request log (3rd column, microseconds).
+    read -r P50["$gw:h2"] P99["$gw:h2"] < <(cut -f3 "$reqlog" | sort -n | awk '{ a[NR] = $1 }
+        END { i50 = int(NR * 0.50 + 0.999); i99 = int(NR * 0.99 + 0.999); printf "%.2f %.2f\n", a[i50] / 1000, a[i99] / 1000 }')
+    CPU[$gw:h2]=$(awk -v d=$((t1 - t0)) -v n="$done" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+    BUSY[$gw:h2]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+}
+
+run_h1() { # gateway
+    local gw=$1 out="$RUN/h1-$1.out" t0 t1
+    [ "$WARM" -gt 0 ] && taskset -c 1 wrk "${H1_OPTS[@]}" -d "${WARM}s" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
+    t0=$(cpu_ticks)
+    taskset -c 1 wrk "${H1_OPTS[@]}" -d "${DUR}s" --latency "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
+        die "wrk against $gw failed: $(tail -3 "$out")"
+    t1=$(cpu_ticks)
+    local n rps non2xx sockerr
+    n=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out")
+    rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$out")
+    non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")
+    sockerr=$(sed -n 's/^ *Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' "$out")
+    [ -n "$n" ] && [ "$n" -gt 0 ] || die "wrk against $gw completed no request ($out)"
+    RPS[$gw:h1]=$(printf '%.0f' "$rps")
+    ERR[$gw:h1]=$(( ${non2xx:-0} + $(echo "${sockerr:-0}" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }') ))
+    P50[$gw:h1]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    P99[$gw:h1]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    CPU[$gw:h1]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+    BUSY[$gw:h1]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+}
+
+MEASURED=()
+for gw in $GATEWAYS; do
+    log "$gw: starting (core 0)"
+    start_gateway "$gw"
+    log "$gw: h2 load (h2load ${H2_OPTS[*]}, ${DUR}s)"
+    run_h2 "$gw"
+    log "$gw: http/1.1 load (wrk ${H1_OPTS[*]}, ${DUR}s)"
+    run_h1 "$gw"
+    stop_gateway
+    MEASURED+=("$gw")
+done
+
+ratio() { # value base
+    if [ -z "$2" ] || [ -z "$1" ]; then echo "n/a"; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; fi
+}
+
+report() {
+    local ficus_ver="not measured"
+    [[ " ${MEASURED[*]} " == *" ficus "* ]] && ficus_ver=$("$FICUS" --version 2>&1 | head -1)
+    echo "### Run $(date -u +%Y-%m-%dT%H:%MZ)$( [ "$DUR" -lt 10 ] && echo " (quick: ${DUR}s runs, not for publishing)")"
+    echo
+    echo "- machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), Linux $(uname -r), CLK_TCK $TCK"
+    echo "- gateways: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | cut -d' ' -f1-3), $ficus_ver"
+    echo "- load: h2load ${H2_OPTS[*]} (TLS, h2) and wrk ${H1_OPTS[*]} (TLS, http/1.1), ${DUR}s each after a ${WARM}s warm-up;"
+    echo "  gateway on core 0, load generator and upstream (nginx, return 200) share core 1"
+    echo
+    echo "| gateway | protocol | req/s | p50 ms | p99 ms | gateway CPU µs/req | CPU/req vs nginx | req/s vs nginx | gateway core busy | errors |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    local proto gw k
+    for proto in h2 h1; do
+        for gw in "${MEASURED[@]}"; do
+            k=$gw:$proto
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' "$gw" \
+                "$([ $proto = h2 ] && echo "h2 (h2load)" || echo "http/1.1 (wrk)")" \
+                "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" \
+                "$(ratio "${CPU[$k]}" "${CPU[nginx:$proto]:-}")" "$(ratio "${RPS[$k]}" "${RPS[nginx:$proto]:-}")" \
+                "${BUSY[$k]}" "${ERR[$k]}"
+        done
+    done
+    local n
+    for n in "${NOTES[@]}"; do echo; echo "Note: $n"; done
+    echo
+    echo "p50/p99: h2 from h2load's per-request log (--log-file), http/1.1 from wrk --latency. errors: non-2xx"
+    echo "responses plus failed/errored requests (h2load) or socket errors (wrk)."
+}
+
+if [ -n "$OUT" ]; then report | tee "$OUT"; else report; fi
