@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # ficus vs nginx vs haproxy: same upstream, same load, one gateway worker pinned to core 0.
 #
-#   loadtest/bench.sh [--quick] [--gateways nginx,haproxy,ficus] [--duration S] [--out FILE]
+#   loadtest/bench.sh [--quick] [--gateways nginx,haproxy,ficus] [--duration S] [--rounds N] [--out FILE]
 #
 # Upstream: nginx answering 200 "hello\n" itself on 127.0.0.1 (1 worker, taskset core 1).
 # Gateways (one at a time, each 1 worker/thread under `taskset -c 0`, TLS h2 + http/1.1 via ALPN, upstream
 # HTTP/1.1 keepalive): nginx (nginx.conf.tmpl), haproxy (haproxy.cfg.tmpl), ficus ($BUILD_DIR/ficus, workers: 1,
 # access_log: off, one proxy route).
 # Load (taskset core 1, shared with the upstream): h2load over TLS h2 (-c 32 -m 16) and wrk over TLS http/1.1
-# (-t 1 -c 64), each for --duration seconds (10; --quick: 2) after a short unmeasured warm-up.
+# (-t 1 -c 64), each for --duration seconds (10; --quick: 2) after a short unmeasured warm-up; --rounds times
+# (3; --quick: 1), the gateways taking turns in each round, and the median of the rounds is reported.
 # Reports per gateway x protocol: req/s, p50/p99 latency, gateway CPU microseconds per request
-# ((utime+stime) delta of the gateway's processes from /proc/PID/stat / requests) and ratios to nginx.
+# ((utime+stime) delta of the gateway's processes from /proc/PID/stat / requests), ratios to nginx, and how many
+# requests reached the upstream per client request (nginx stub_status), which proves every request was proxied.
 # See loadtest/README.md for what the numbers mean and what they do not.
 set -euo pipefail
 
@@ -21,14 +23,16 @@ case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 GATEWAYS="nginx haproxy ficus"
 DUR=10
 WARM=2
+ROUNDS=3
 OUT=
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) DUR=2; WARM=1 ;;
+        --quick) DUR=2; WARM=1; ROUNDS=1 ;;
+        --rounds) ROUNDS=$2; shift ;;
         --gateways) GATEWAYS=${2//,/ }; shift ;;
         --duration) DUR=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -108,6 +112,7 @@ http {
     server {
         listen 127.0.0.1:$UP_PORT;
         location / { default_type text/plain; return 200 "hello\n"; }
+        location = /_upstream_status { stub_status; }
     }
 }
 CONF
@@ -186,65 +191,98 @@ cpu_ticks() { # utime+stime (all threads) of the gateway process and its childre
     echo $total
 }
 
+up_requests() { # requests the upstream has served so far (stub_status: "accepts handled requests")
+    curl -fsS "http://127.0.0.1:$UP_PORT/_upstream_status" | awk 'NR == 3 { print $3 }'
+}
+
 to_ms() { # wrk latency "812.00us" / "1.23ms" / "1.02s" -> ms
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000;
                            printf "%.2f", n }'
 }
 
-declare -A RPS P50 P99 CPU BUSY ERR
-run_h2() { # gateway
-    local gw=$1 out="$RUN/h2-$1.out" reqlog="$RUN/h2-$1.reqlog" t0 t1
+# Results per "gateway:protocol:round"; the report takes the median over rounds.
+declare -A RPS P50 P99 CPU BUSY ERR UPR
+run_h2() { # gateway round
+    local gw=$1 r=$2 out="$RUN/h2-$1-$2.out" reqlog="$RUN/h2-$1-$2.reqlog" t0 t1 u0 u1
     [ "$WARM" -gt 0 ] && taskset -c 1 h2load "${H2_OPTS[@]}" -D "$WARM" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
+    u0=$(up_requests)
     t0=$(cpu_ticks)
     taskset -c 1 h2load "${H2_OPTS[@]}" -D "$DUR" --log-file="$reqlog" "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
         die "h2load against $gw failed: $(tail -3 "$out")"
     t1=$(cpu_ticks)
+    u1=$(up_requests)
     grep -q 'Application protocol: h2' "$out" || die "h2load against $gw did not negotiate h2 ($out)"
     local done ok rps
     done=$(sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p' "$out")
     ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$out")
     rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$out")
     [ -n "$done" ] && [ "$done" -gt 0 ] || die "h2load against $gw completed no request ($out)"
-    RPS[$gw:h2]=$(printf '%.0f' "$rps")
-    ERR[$gw:h2]=$((done - ok))
+    local k=$gw:h2:$r
+    RPS[$k]=$(printf '%.0f' "$rps")
+    ERR[$k]=$((done - ok))
+    UPR[$k]=$(awk -v u=$((u1 - u0 - 1)) -v n="$done" 'BEGIN { printf "%.2f", u / n }')
     # h2load prints only min/max/mean/sd; percentiles come from its per-request log (3rd column, microseconds).
-    read -r P50["$gw:h2"] P99["$gw:h2"] < <(cut -f3 "$reqlog" | sort -n | awk '{ a[NR] = $1 }
+    read -r P50["$k"] P99["$k"] < <(cut -f3 "$reqlog" | sort -n | awk '{ a[NR] = $1 }
         END { i50 = int(NR * 0.50 + 0.999); i99 = int(NR * 0.99 + 0.999); printf "%.2f %.2f\n", a[i50] / 1000, a[i99] / 1000 }')
-    CPU[$gw:h2]=$(awk -v d=$((t1 - t0)) -v n="$done" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
-    BUSY[$gw:h2]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+    rm -f "$reqlog"
+    CPU[$k]=$(awk -v d=$((t1 - t0)) -v n="$done" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+    BUSY[$k]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
 }
 
-run_h1() { # gateway
-    local gw=$1 out="$RUN/h1-$1.out" t0 t1
+run_h1() { # gateway round
+    local gw=$1 r=$2 out="$RUN/h1-$1-$2.out" t0 t1 u0 u1
     [ "$WARM" -gt 0 ] && taskset -c 1 wrk "${H1_OPTS[@]}" -d "${WARM}s" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
+    u0=$(up_requests)
     t0=$(cpu_ticks)
     taskset -c 1 wrk "${H1_OPTS[@]}" -d "${DUR}s" --latency "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
         die "wrk against $gw failed: $(tail -3 "$out")"
     t1=$(cpu_ticks)
+    u1=$(up_requests)
     local n rps non2xx sockerr
     n=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out")
     rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$out")
     non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")
     sockerr=$(sed -n 's/^ *Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' "$out")
     [ -n "$n" ] && [ "$n" -gt 0 ] || die "wrk against $gw completed no request ($out)"
-    RPS[$gw:h1]=$(printf '%.0f' "$rps")
-    ERR[$gw:h1]=$(( ${non2xx:-0} + $(echo "${sockerr:-0}" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }') ))
-    P50[$gw:h1]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
-    P99[$gw:h1]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    CPU[$gw:h1]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
-    BUSY[$gw:h1]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+    local k=$gw:h1:$r
+    RPS[$k]=$(printf '%.0f' "$rps")
+    UPR[$k]=$(awk -v u=$((u1 - u0 - 1)) -v n="$n" 'BEGIN { printf "%.2f", u / n }')
+    ERR[$k]=$(( ${non2xx:-0} + $(echo "${sockerr:-0}" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }') ))
+    P50[$k]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    P99[$k]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    CPU[$k]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+    BUSY[$k]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
 }
 
-MEASURED=()
-for gw in $GATEWAYS; do
-    log "$gw: starting (core 0)"
-    start_gateway "$gw"
-    log "$gw: h2 load (h2load ${H2_OPTS[*]}, ${DUR}s)"
-    run_h2 "$gw"
-    log "$gw: http/1.1 load (wrk ${H1_OPTS[*]}, ${DUR}s)"
-    run_h1 "$gw"
-    stop_gateway
-    MEASURED+=("$gw")
+MEASURED=($GATEWAYS)
+for r in $(seq 1 "$ROUNDS"); do
+    for gw in "${MEASURED[@]}"; do
+        log "round $r/$ROUNDS: $gw: starting (core 0)"
+        start_gateway "$gw"
+        log "round $r/$ROUNDS: $gw: h2 load (h2load ${H2_OPTS[*]}, ${DUR}s)"
+        run_h2 "$gw" "$r"
+        log "round $r/$ROUNDS: $gw: http/1.1 load (wrk ${H1_OPTS[*]}, ${DUR}s)"
+        run_h1 "$gw" "$r"
+        stop_gateway
+    done
+done
+
+# Median over rounds of each figure, stored under "gateway:protocol".
+median_of() { # array-name key
+    local -n arr=$1
+    local r
+    for r in $(seq 1 "$ROUNDS"); do echo "${arr[$2:$r]}"; done | sort -g | awk '{ a[NR] = $1 }
+        END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+for gw in "${MEASURED[@]}"; do
+    for proto in h2 h1; do
+        for m in RPS:%.0f P50:%.2f P99:%.2f CPU:%.1f BUSY:%.0f UPR:%.2f; do
+            declare -n ref=${m%%:*}
+            ref[$gw:$proto]=$(printf "${m#*:}" "$(median_of "${m%%:*}" "$gw:$proto")")
+            unset -n ref
+        done
+        ERR[$gw:$proto]=$(for r in $(seq 1 "$ROUNDS"); do echo "${ERR[$gw:$proto:$r]}"; done | awk '{ s += $1 } END { print s }')
+    done
 done
 
 ratio() { # value base
@@ -259,26 +297,28 @@ report() {
     echo "- machine: $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)), Linux $(uname -r), CLK_TCK $TCK"
     echo "- gateways: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | cut -d' ' -f1-3), $ficus_ver"
     echo "- load: h2load ${H2_OPTS[*]} (TLS, h2) and wrk ${H1_OPTS[*]} (TLS, http/1.1), ${DUR}s each after a ${WARM}s warm-up;"
+    echo "  $ROUNDS round(s), gateways taking turns; each figure is the median over rounds (errors: the sum);"
     echo "  gateway on core 0, load generator and upstream (nginx, return 200) share core 1"
     echo
-    echo "| gateway | protocol | req/s | p50 ms | p99 ms | gateway CPU µs/req | CPU/req vs nginx | req/s vs nginx | gateway core busy | errors |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| gateway | protocol | req/s | p50 ms | p99 ms | gateway CPU µs/req | CPU/req vs nginx | req/s vs nginx | gateway core busy | upstream req per req | errors |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     local proto gw k
     for proto in h2 h1; do
         for gw in "${MEASURED[@]}"; do
             k=$gw:$proto
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' "$gw" \
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s | %s |\n' "$gw" \
                 "$([ $proto = h2 ] && echo "h2 (h2load)" || echo "http/1.1 (wrk)")" \
                 "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" \
                 "$(ratio "${CPU[$k]}" "${CPU[nginx:$proto]:-}")" "$(ratio "${RPS[$k]}" "${RPS[nginx:$proto]:-}")" \
-                "${BUSY[$k]}" "${ERR[$k]}"
+                "${BUSY[$k]}" "${UPR[$k]}" "${ERR[$k]}"
         done
     done
     local n
     for n in "${NOTES[@]}"; do echo; echo "Note: $n"; done
     echo
     echo "p50/p99: h2 from h2load's per-request log (--log-file), http/1.1 from wrk --latency. errors: non-2xx"
-    echo "responses plus failed/errored requests (h2load) or socket errors (wrk)."
+    echo "responses plus failed/errored requests (h2load) or socket errors (wrk). gateway core busy: gateway CPU time"
+    echo "/ wall time (near 100%: the gateway was the bottleneck; well below: core 1, load generator + upstream, was)."
 }
 
 if [ -n "$OUT" ]; then report | tee "$OUT"; else report; fi
