@@ -1,0 +1,48 @@
+/* The request-phase plugin interface.
+ *
+ * A plugin owns one key of a route (`headers:`, later `jwt:`, `rate_limit:` ...): it validates that YAML section at
+ * load time (all slow or fallible work happens there, never per request) and then runs on each request of routes that
+ * use it, in the order of the compiled-in plugin table (gateway/plugins.c), which fixes the phase order.
+ *
+ * CONTRACT of on_request:
+ * - FICUS_CONTINUE: go on with the next plugin, then the route's action.
+ * - FICUS_RESPONDED: the plugin already sent a local reply (ficus_req_respond_*); the chain stops.
+ * - FICUS_PAUSE: the plugin started asynchronous work and MUST later call exactly once either ficus_req_resume()
+ *   or ficus_req_respond_*(). Its async state lives in the request pool (h2o_mem_alloc_shared with a dispose
+ *   callback); when the client goes away the pool is cleared and that dispose MUST cancel the pending work, so no
+ *   callback ever touches a freed request (Envoy's onDestroy rule).
+ * - ficus_req_resume() always continues on a later tick of the loop, never inside the caller.
+ * on_response runs just before the response head is sent, for every response of the route (proxied, redirect,
+ * direct, or a local error), and may edit req->h2o->res.headers. */
+#ifndef ficus__plugin_h
+#define ficus__plugin_h
+
+#include "ficus/conf.h"
+#include "ficus/req.h"
+
+typedef enum enum_ficus_status_t {
+    FICUS_CONTINUE = 0,
+    FICUS_PAUSE,
+    FICUS_RESPONDED,
+} ficus_status_t;
+
+struct st_ficus_plugin_t {
+    const char *name; /* the route key this plugin owns */
+    /** Validates `node` and builds the plugin's immutable per-route conf. 0, or -1 via ficus_conf_error(). */
+    int (*on_config)(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **conf);
+    /** Frees what on_config built. */
+    void (*dispose)(void *conf);
+    /** Request phase (may be NULL). */
+    ficus_status_t (*on_request)(void *conf, ficus_req_t *req);
+    /** Response head hook (may be NULL). */
+    void (*on_response)(void *conf, ficus_req_t *req);
+    /** Nonzero: available only when the environment has FICUS_TEST_PLUGINS=1 (plugins used by the test suite). */
+    int test_only;
+};
+
+/** The compiled-in plugins, NULL-terminated, in phase order (gateway/plugins.c). */
+extern const ficus_plugin_t *const ficus_plugins[];
+/** Finds an enabled plugin by route key; NULL if none. */
+const ficus_plugin_t *ficus_plugin_find(const char *name);
+
+#endif

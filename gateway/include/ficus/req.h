@@ -1,0 +1,52 @@
+/* One request as ficus sees it: the H2O request plus the route, the generation it runs on and its log fields.
+ *
+ * LIFETIME: allocated in the H2O request pool when the request enters ficus; everything hanging off it dies with
+ * the pool. It holds a reference to its worker generation, so the configuration it started with stays valid until
+ * it ends, whatever reloads happen meanwhile. */
+#ifndef ficus__req_h
+#define ficus__req_h
+
+#include <stdint.h>
+#include "h2o.h"
+#include "ficus/config.h"
+
+typedef struct st_ficus_worker_t ficus_worker_t;
+typedef struct st_ficus_wgen_t ficus_wgen_t;
+typedef struct st_ficus_req_t ficus_req_t;
+
+struct st_ficus_req_t {
+    h2o_req_t *h2o;
+    ficus_worker_t *worker;
+    ficus_wgen_t *wgen;
+    const ficus_config_t *config;
+    const ficus_route_t *route; /* NULL when no route matched */
+    uint64_t started_at_us;     /* monotonic-ish (h2o loop clock in us) */
+    h2o_iovec_t request_id;
+    const char *error;          /* reason for the access log ("upstream_timeout", "no_route", ...) or NULL */
+    struct {
+        const char *endpoint; /* NULL = not proxied */
+        int status;
+        uint64_t started_at_us, head_at_us;
+    } upstream;
+    int is_tls;
+    /* private */
+    size_t _next_plugin;
+    int _responded;   /* a response head was started */
+    int _completed;   /* the final body chunk was handed to H2O */
+    int _paused;
+    h2o_timeout_entry_t _resume;
+};
+
+/** Continues a paused request with the next plugin (or the route's action) on a later loop tick. */
+void ficus_req_resume(ficus_req_t *req);
+/** Sends a local JSON error reply {"error":"<code>"} with `status`, and records code as the log reason. */
+void ficus_req_respond_error(ficus_req_t *req, int status, const char *code);
+/** Sends a local reply with the given body (copied) and content type. */
+void ficus_req_respond(ficus_req_t *req, int status, const char *content_type, h2o_iovec_t body);
+/** The loop of the worker running this request. */
+h2o_loop_t *ficus_req_loop(ficus_req_t *req);
+
+/** Runs the route's response hooks and adds ficus's own response headers; called by every response path. */
+void ficus_req_before_response(ficus_req_t *req);
+
+#endif

@@ -1,0 +1,34 @@
+/* The control thread's view of the process: the running generation, the workers, the admin listener.
+ *
+ * The control thread (main) owns signals (signalfd on its loop), config load/validate/publish and the admin
+ * listener; it reaches workers only through their message queues. Nothing here is touched by workers. */
+#ifndef ficus__server_h
+#define ficus__server_h
+
+#include "h2o.h"
+#include "ficus/config.h"
+#include "ficus/worker.h"
+
+typedef struct st_ficus_server_t {
+    const char *config_path;
+    ficus_config_t *running; /* reference held by the control thread */
+    uint64_t generation;
+    unsigned num_workers;
+    ficus_worker_t *workers;
+    h2o_evloop_t *loop;
+    int draining;
+    /* admin */
+    h2o_globalconf_t admin_globalconf;
+    h2o_context_t admin_ctx;
+    h2o_accept_ctx_t admin_accept_ctx;
+    h2o_socket_t *admin_sock;
+} ficus_server_t;
+
+extern ficus_server_t ficus_server;
+
+/** Opens the admin listener on the control loop (config->server.admin_address). 0 or -1 with err. */
+int ficus_admin_start(ficus_server_t *server, char *err, size_t errlen);
+/** Stops accepting admin connections. */
+void ficus_admin_stop(ficus_server_t *server);
+
+#endif

@@ -1,0 +1,113 @@
+/* Worker threads: one H2O evloop each, own listening sockets (SO_REUSEPORT), own H2O context, own upstream pools.
+ *
+ * GENERATIONS: a worker serves its `current` worker generation (ficus_wgen_t = a config + this worker's runtime for
+ * it: upstream pools and timers). A request holds a reference to the wgen it started on; switching to a new config
+ * only replaces `current`, and a retired wgen is disposed (pools closed, config released) when its last request
+ * ends. wgen refcounts are touched only by the owning worker thread: no atomics on the hot path.
+ * MESSAGES: the control thread talks to workers only through their h2o_multithread queue (new config, drain). */
+#ifndef ficus__worker_h
+#define ficus__worker_h
+
+#include <pthread.h>
+#include "h2o.h"
+#include "h2o/http1client.h"
+#include "ficus/access_log.h"
+#include "ficus/config.h"
+#include "ficus/req.h"
+
+/* The H2O handler of one listener's host: all requests enter ficus through it. */
+typedef struct st_ficus_handler_t {
+    h2o_handler_t super;
+    size_t listener_index;
+} ficus_handler_t;
+
+typedef struct st_ficus_endpoint_rt_t {
+    const ficus_endpoint_conf_t *conf;
+    h2o_socketpool_t pool;
+    size_t inflight;
+} ficus_endpoint_rt_t;
+
+typedef struct st_ficus_upstream_rt_t {
+    const ficus_upstream_conf_t *conf;
+    h2o_http1client_ctx_t client_ctx;
+    h2o_timeout_t io_timeout;      /* response timeout: to the head, and between body reads */
+    h2o_timeout_t connect_timeout;
+    size_t max_inflight;           /* this worker's share of max_connections; SIZE_MAX = unlimited */
+    size_t inflight;
+    size_t next;                   /* round robin */
+    ficus_endpoint_rt_t *endpoints;
+} ficus_upstream_rt_t;
+
+struct st_ficus_wgen_t {
+    ficus_config_t *config;
+    ficus_worker_t *worker;
+    size_t refcnt; /* 1 while current + 1 per request; worker thread only */
+    ficus_upstream_rt_t *upstreams; /* config->num_upstreams */
+};
+
+typedef struct st_ficus_listener_rt_t {
+    size_t index; /* in config->server.listeners (stable across reloads) */
+    int fd;
+    h2o_socket_t *sock;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_hostconf_t *hosts[2];
+} ficus_listener_rt_t;
+
+typedef struct st_ficus_h2_guard_entry_t {
+    uint64_t conn_id;
+    uint64_t window_start;
+    uint64_t count;
+    int closed;
+} ficus_h2_guard_entry_t;
+
+#define FICUS_H2_GUARD_SLOTS 1024 /* per worker; bounded memory whatever the number of connections */
+
+struct st_ficus_worker_t {
+    unsigned index;
+    pthread_t thread;
+    h2o_evloop_t *loop;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    ficus_listener_rt_t *listeners;
+    size_t num_listeners;
+    ficus_wgen_t *current;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    ficus_access_log_t access_log;
+    ficus_h2_guard_entry_t h2_guard[FICUS_H2_GUARD_SLOTS];
+    uint64_t inflight;
+    int draining;
+    uint64_t drain_deadline;
+    int exited;
+    h2o_timeout_t drain_check_timeout;
+    h2o_timeout_entry_t drain_check;
+};
+
+/** Creates a worker's sockets for every listener of config (SO_REUSEPORT). 0, or -1 with a message in err. */
+int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err, size_t errlen);
+/** Starts the worker thread serving `config` (a reference is taken). */
+void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config);
+/** From the control thread: switch the worker to config (takes its own reference). */
+void ficus_worker_send_config(ficus_worker_t *w, ficus_config_t *config);
+/** From the control thread: stop accepting, finish in-flight requests (up to drain_ms), then end the thread. */
+void ficus_worker_send_drain(ficus_worker_t *w, uint64_t drain_ms);
+
+/** Takes / drops a request's reference to a wgen (worker thread only). */
+void ficus_wgen_release(ficus_wgen_t *wg);
+
+/** The h2o handler entry point (gateway/request.c). */
+int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req);
+
+/** Records a stream cancelled by the client; closes the connection when it cancels too many (gateway/h2_guard.c). */
+void ficus_h2_guard_on_abort(ficus_worker_t *w, h2o_req_t *req, const ficus_config_t *config);
+
+/** Starts proxying a request to the route's upstream (gateway/proxy.c). */
+void ficus_proxy_start(ficus_req_t *req, ficus_upstream_rt_t *upstream);
+/** Builds / frees a worker's runtime for one upstream (gateway/proxy.c). */
+void ficus_upstream_rt_init(ficus_upstream_rt_t *rt, const ficus_upstream_conf_t *conf, ficus_worker_t *w, unsigned num_workers);
+void ficus_upstream_rt_dispose(ficus_upstream_rt_t *rt, ficus_worker_t *w);
+
+extern __thread ficus_worker_t *ficus_current_worker;
+extern unsigned ficus_num_workers;
+
+#endif

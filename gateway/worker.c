@@ -1,0 +1,278 @@
+/* Worker threads (see ficus/worker.h): sockets, H2O context, accepting, switching generations, draining.
+ *
+ * Each worker has its own h2o_globalconf_t with one host per listener (so a request knows which listener it came
+ * through), and one h2o_context_t for its whole life. A reload never rebuilds them: the worker swaps its `current`
+ * wgen, points its accept contexts at the new TLS contexts (new handshakes get new certificates, established
+ * connections keep theirs), and updates the few H2O settings read at run time (body limit, timeouts), all on its own
+ * thread, so nothing is shared or locked. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "ficus/log.h"
+#include "ficus/worker.h"
+
+__thread ficus_worker_t *ficus_current_worker;
+unsigned ficus_num_workers;
+
+typedef enum enum_ficus_worker_msg_type_t {
+    FICUS_WORKER_MSG_CONFIG,
+    FICUS_WORKER_MSG_DRAIN,
+} ficus_worker_msg_type_t;
+
+typedef struct st_ficus_worker_msg_t {
+    h2o_multithread_message_t super;
+    ficus_worker_msg_type_t type;
+    ficus_config_t *config;
+    uint64_t drain_ms;
+} ficus_worker_msg_t;
+
+/* ---- generations ---- */
+
+typedef struct st_ficus_wgen_disposer_t {
+    h2o_timeout_entry_t entry;
+    ficus_wgen_t *wg;
+} ficus_wgen_disposer_t;
+
+static void dispose_wgen_now(h2o_timeout_entry_t *entry)
+{
+    ficus_wgen_disposer_t *d = H2O_STRUCT_FROM_MEMBER(ficus_wgen_disposer_t, entry, entry);
+    ficus_wgen_t *wg = d->wg;
+    for (size_t i = 0; i != wg->config->num_upstreams; ++i)
+        ficus_upstream_rt_dispose(wg->upstreams + i, wg->worker);
+    free(wg->upstreams);
+    ficus_debug("worker %u: generation %llu retired", wg->worker->index, (unsigned long long)wg->config->generation);
+    ficus_config_release(wg->config);
+    free(wg);
+    free(d);
+}
+
+void ficus_wgen_release(ficus_wgen_t *wg)
+{
+    if (--wg->refcnt != 0)
+        return;
+    /* dispose on the next tick: the last request may end inside a callback of a client using this wgen's pools */
+    ficus_wgen_disposer_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        ficus_fatal("no memory");
+    d->wg = wg;
+    d->entry.cb = dispose_wgen_now;
+    h2o_timeout_link(wg->worker->loop, &wg->worker->ctx.zero_timeout, &d->entry);
+}
+
+static ficus_wgen_t *wgen_create(ficus_worker_t *w, ficus_config_t *config)
+{
+    ficus_wgen_t *wg = calloc(1, sizeof(*wg));
+    if (wg == NULL || (wg->upstreams = calloc(config->num_upstreams + 1, sizeof(*wg->upstreams))) == NULL)
+        ficus_fatal("no memory");
+    wg->config = config; /* the caller's reference moves here */
+    wg->worker = w;
+    wg->refcnt = 1;
+    for (size_t i = 0; i != config->num_upstreams; ++i)
+        ficus_upstream_rt_init(wg->upstreams + i, config->upstreams[i], w, ficus_num_workers);
+    return wg;
+}
+
+/* Settings H2O reads at run time from the worker's own globalconf / context. */
+static void apply_runtime_settings(ficus_worker_t *w, const ficus_config_t *config)
+{
+    w->globalconf.max_request_entity_size = config->server.max_body_bytes;
+    w->ctx.handshake_timeout.timeout = config->server.handshake_timeout_ms;
+    w->ctx.http1.req_timeout.timeout = config->server.idle_timeout_ms;
+    w->ctx.http2.idle_timeout.timeout = config->server.idle_timeout_ms;
+    for (size_t i = 0; i != w->num_listeners; ++i) {
+        const ficus_listener_conf_t *lc = config->server.listeners + w->listeners[i].index;
+        w->listeners[i].accept_ctx.ssl_ctx = lc->tls != NULL ? lc->tls->ssl_ctx : NULL;
+    }
+}
+
+static void switch_config(ficus_worker_t *w, ficus_config_t *config)
+{
+    ficus_wgen_t *old = w->current;
+    w->current = wgen_create(w, config);
+    apply_runtime_settings(w, config);
+    if (w->access_log.fd != config->server.access_log_fd)
+        ficus_access_log_flush(&w->access_log);
+    ficus_wgen_release(old);
+}
+
+/* ---- accepting ---- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    ficus_listener_rt_t *l = listener->data;
+    if (err != NULL)
+        return;
+    /* bounded: at most 32 connections per readiness event, so one busy listener cannot starve the loop */
+    for (int i = 0; i != 32; ++i) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&l->accept_ctx, sock);
+    }
+}
+
+int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err, size_t errlen)
+{
+    w->num_listeners = config->server.num_listeners;
+    w->listeners = calloc(w->num_listeners, sizeof(*w->listeners));
+    if (w->listeners == NULL)
+        ficus_fatal("no memory");
+    for (size_t i = 0; i != w->num_listeners; ++i) {
+        const ficus_listener_conf_t *lc = config->server.listeners + i;
+        ficus_listener_rt_t *l = w->listeners + i;
+        l->index = i;
+        int fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+        if (fd == -1)
+            goto Error;
+        l->fd = fd;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+            goto Error;
+        if (lc->addr.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 || listen(fd, 1024) != 0)
+            goto Error;
+        continue;
+    Error:
+        snprintf(err, errlen, "cannot listen on %s: %s", lc->address, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- draining ---- */
+
+static void on_drain_check(h2o_timeout_entry_t *entry)
+{
+    ficus_worker_t *w = H2O_STRUCT_FROM_MEMBER(ficus_worker_t, drain_check, entry);
+    if (w->inflight == 0 || h2o_now(w->loop) >= w->drain_deadline) {
+        if (w->inflight != 0)
+            ficus_warn("worker %u: drain timeout reached with %llu requests in flight; closing them", w->index,
+                       (unsigned long long)w->inflight);
+        w->exited = 1;
+        return;
+    }
+    h2o_timeout_link(w->loop, &w->drain_check_timeout, &w->drain_check);
+}
+
+static void start_drain(ficus_worker_t *w, uint64_t drain_ms)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    for (size_t i = 0; i != w->num_listeners; ++i) {
+        if (w->listeners[i].sock != NULL) {
+            h2o_socket_read_stop(w->listeners[i].sock);
+            h2o_socket_close(w->listeners[i].sock);
+            w->listeners[i].sock = NULL;
+        }
+    }
+    h2o_context_request_shutdown(&w->ctx); /* GOAWAY on h2, no keep-alive on h1 */
+    w->drain_deadline = h2o_now(w->loop) + drain_ms;
+    w->drain_check.cb = on_drain_check;
+    h2o_timeout_link(w->loop, &w->drain_check_timeout, &w->drain_check);
+}
+
+/* ---- messages and the thread ---- */
+
+static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    ficus_worker_t *w = H2O_STRUCT_FROM_MEMBER(ficus_worker_t, receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        ficus_worker_msg_t *msg = H2O_STRUCT_FROM_MEMBER(ficus_worker_msg_t, super.link, messages->next);
+        h2o_linklist_unlink(&msg->super.link);
+        switch (msg->type) {
+        case FICUS_WORKER_MSG_CONFIG:
+            switch_config(w, msg->config);
+            break;
+        case FICUS_WORKER_MSG_DRAIN:
+            start_drain(w, msg->drain_ms);
+            break;
+        }
+        free(msg);
+    }
+}
+
+static void send_message(ficus_worker_t *w, ficus_worker_msg_t *msg)
+{
+    h2o_multithread_send_message(&w->receiver, &msg->super);
+}
+
+void ficus_worker_send_config(ficus_worker_t *w, ficus_config_t *config)
+{
+    ficus_worker_msg_t *msg = calloc(1, sizeof(*msg));
+    if (msg == NULL)
+        ficus_fatal("no memory");
+    msg->type = FICUS_WORKER_MSG_CONFIG;
+    ficus_config_retain(config);
+    msg->config = config;
+    send_message(w, msg);
+}
+
+void ficus_worker_send_drain(ficus_worker_t *w, uint64_t drain_ms)
+{
+    ficus_worker_msg_t *msg = calloc(1, sizeof(*msg));
+    if (msg == NULL)
+        ficus_fatal("no memory");
+    msg->type = FICUS_WORKER_MSG_DRAIN;
+    msg->drain_ms = drain_ms;
+    send_message(w, msg);
+}
+
+static void setup_globalconf(ficus_worker_t *w, const ficus_config_t *config)
+{
+    h2o_config_init(&w->globalconf);
+    w->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("ficus"));
+    w->globalconf.http2.graceful_shutdown_timeout = config->server.drain_timeout_ms;
+    for (size_t i = 0; i != w->num_listeners; ++i) {
+        char name[32];
+        snprintf(name, sizeof(name), "listener-%zu", i);
+        h2o_hostconf_t *host = h2o_config_register_host(&w->globalconf, h2o_iovec_init(name, strlen(name)), 65535);
+        h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+        ficus_handler_t *handler = (void *)h2o_create_handler(path, sizeof(*handler));
+        handler->super.on_req = ficus_request_on_req;
+        handler->listener_index = i;
+        w->listeners[i].hosts[0] = host;
+        w->listeners[i].hosts[1] = NULL;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    ficus_worker_t *w = arg;
+    ficus_current_worker = w;
+    while (!w->exited)
+        h2o_evloop_run(w->loop, INT32_MAX);
+    ficus_access_log_flush(&w->access_log);
+    return NULL;
+}
+
+void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config)
+{
+    /* everything is built here, before the thread runs, so messages can be sent at once */
+    w->loop = h2o_evloop_create();
+    setup_globalconf(w, config);
+    h2o_context_init(&w->ctx, w->loop, &w->globalconf);
+    ficus_config_retain(config);
+    w->current = wgen_create(w, config);
+    h2o_timeout_init(w->loop, &w->drain_check_timeout, 100);
+    ficus_access_log_init(&w->access_log, w->loop);
+    for (size_t i = 0; i != w->num_listeners; ++i) {
+        ficus_listener_rt_t *l = w->listeners + i;
+        l->accept_ctx.ctx = &w->ctx;
+        l->accept_ctx.hosts = l->hosts;
+        l->sock = h2o_evloop_socket_create(w->loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->sock->data = l;
+        h2o_socket_read_start(l->sock, on_accept);
+    }
+    apply_runtime_settings(w, config);
+    w->queue = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->queue, &w->receiver, on_message);
+    if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
+        ficus_fatal("cannot create worker thread: %s", strerror(errno));
+}
