@@ -18,16 +18,10 @@
 __thread ficus_worker_t *ficus_current_worker;
 unsigned ficus_num_workers;
 
-typedef enum enum_ficus_worker_msg_type_t {
-    FICUS_WORKER_MSG_CONFIG,
-    FICUS_WORKER_MSG_DRAIN,
-} ficus_worker_msg_type_t;
-
 typedef struct st_ficus_worker_msg_t {
     h2o_multithread_message_t super;
-    ficus_worker_msg_type_t type;
-    ficus_config_t *config;
-    uint64_t drain_ms;
+    void (*fn)(ficus_worker_t *w, void *arg);
+    void *arg;
 } ficus_worker_msg_t;
 
 /* ---- generations ---- */
@@ -186,42 +180,40 @@ static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     while (!h2o_linklist_is_empty(messages)) {
         ficus_worker_msg_t *msg = H2O_STRUCT_FROM_MEMBER(ficus_worker_msg_t, super.link, messages->next);
         h2o_linklist_unlink(&msg->super.link);
-        switch (msg->type) {
-        case FICUS_WORKER_MSG_CONFIG:
-            switch_config(w, msg->config);
-            break;
-        case FICUS_WORKER_MSG_DRAIN:
-            start_drain(w, msg->drain_ms);
-            break;
-        }
+        msg->fn(w, msg->arg);
         free(msg);
     }
 }
 
-static void send_message(ficus_worker_t *w, ficus_worker_msg_t *msg)
+void ficus_worker_post(ficus_worker_t *w, void (*fn)(ficus_worker_t *w, void *arg), void *arg)
 {
+    ficus_worker_msg_t *msg = calloc(1, sizeof(*msg));
+    if (msg == NULL)
+        ficus_fatal("no memory");
+    msg->fn = fn;
+    msg->arg = arg;
     h2o_multithread_send_message(&w->receiver, &msg->super);
+}
+
+static void on_config_msg(ficus_worker_t *w, void *arg)
+{
+    switch_config(w, arg);
 }
 
 void ficus_worker_send_config(ficus_worker_t *w, ficus_config_t *config)
 {
-    ficus_worker_msg_t *msg = calloc(1, sizeof(*msg));
-    if (msg == NULL)
-        ficus_fatal("no memory");
-    msg->type = FICUS_WORKER_MSG_CONFIG;
     ficus_config_retain(config);
-    msg->config = config;
-    send_message(w, msg);
+    ficus_worker_post(w, on_config_msg, config);
+}
+
+static void on_drain_msg(ficus_worker_t *w, void *arg)
+{
+    start_drain(w, (uint64_t)(uintptr_t)arg);
 }
 
 void ficus_worker_send_drain(ficus_worker_t *w, uint64_t drain_ms)
 {
-    ficus_worker_msg_t *msg = calloc(1, sizeof(*msg));
-    if (msg == NULL)
-        ficus_fatal("no memory");
-    msg->type = FICUS_WORKER_MSG_DRAIN;
-    msg->drain_ms = drain_ms;
-    send_message(w, msg);
+    ficus_worker_post(w, on_drain_msg, (void *)(uintptr_t)drain_ms);
 }
 
 static void setup_globalconf(ficus_worker_t *w, const ficus_config_t *config)

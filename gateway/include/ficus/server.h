@@ -16,6 +16,8 @@ typedef struct st_ficus_server_t {
     unsigned num_workers;
     ficus_worker_t *workers;
     h2o_evloop_t *loop;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
     int draining;
     /* admin */
     h2o_globalconf_t admin_globalconf;
@@ -25,6 +27,11 @@ typedef struct st_ficus_server_t {
 } ficus_server_t;
 
 extern ficus_server_t ficus_server;
+
+/** Runs the process with its first generation (the caller's reference moves in). Returns only on start-up failure. */
+int ficus_control_run(ficus_server_t *server, ficus_config_t *config);
+/** Runs fn(arg) on the control thread, soon (any thread may call it). */
+void ficus_control_post(void (*fn)(void *arg), void *arg);
 
 /** Opens the admin listener on the control loop (config->server.admin_address). 0 or -1 with err. */
 int ficus_admin_start(ficus_server_t *server, char *err, size_t errlen);

@@ -87,6 +87,8 @@ struct st_ficus_worker_t {
 int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err, size_t errlen);
 /** Starts the worker thread serving `config` (a reference is taken). */
 void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config);
+/** Runs fn(w, arg) on the worker's thread, soon (any thread may call it). */
+void ficus_worker_post(ficus_worker_t *w, void (*fn)(ficus_worker_t *w, void *arg), void *arg);
 /** From the control thread: switch the worker to config (takes its own reference). */
 void ficus_worker_send_config(ficus_worker_t *w, ficus_config_t *config);
 /** From the control thread: stop accepting, finish in-flight requests (up to drain_ms), then end the thread. */

@@ -1,0 +1,187 @@
+/* The control thread: signals, reload, publishing generations, draining, and work posted by workers.
+ *
+ * The main thread becomes the control thread: it blocks all signals before any thread exists and reads them from a
+ * signalfd on its own evloop, so signal handling is ordinary loop work (no async-signal-safety traps).
+ *   SIGHUP:  load + validate the whole file; on success publish the new generation to every worker; on failure log
+ *            "file:line: what" and keep the running generation (ficus_config_reloads_total{result}).
+ *   SIGTERM/SIGINT: readyz turns 503, workers stop accepting, GOAWAY, finish in-flight requests up to drain_timeout,
+ *            exit 0.
+ * Workers reach it only through ficus_control_post() (its multithread queue). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include "ficus/config.h"
+#include "ficus/log.h"
+#include "ficus/metrics.h"
+#include "ficus/server.h"
+#include "ficus/worker.h"
+
+ficus_server_t ficus_server;
+
+typedef struct st_ficus_control_msg_t {
+    h2o_multithread_message_t super;
+    void (*fn)(void *arg);
+    void *arg;
+} ficus_control_msg_t;
+
+static void on_control_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        ficus_control_msg_t *msg = H2O_STRUCT_FROM_MEMBER(ficus_control_msg_t, super.link, messages->next);
+        h2o_linklist_unlink(&msg->super.link);
+        msg->fn(msg->arg);
+        free(msg);
+    }
+}
+
+void ficus_control_post(void (*fn)(void *arg), void *arg)
+{
+    ficus_control_msg_t *msg = calloc(1, sizeof(*msg));
+    if (msg == NULL)
+        ficus_fatal("no memory");
+    msg->fn = fn;
+    msg->arg = arg;
+    h2o_multithread_send_message(&ficus_server.receiver, &msg->super);
+}
+
+static unsigned num_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > FICUS_MAX_WORKERS ? FICUS_MAX_WORKERS : (unsigned)n;
+}
+
+static void publish(ficus_server_t *s, ficus_config_t *config)
+{
+    config->generation = ++s->generation;
+    ficus_log_level = config->server.log_level;
+    for (unsigned i = 0; i != s->num_workers; ++i)
+        ficus_worker_send_config(s->workers + i, config);
+    ficus_config_t *old = s->running;
+    s->running = config;
+    if (old != NULL)
+        ficus_config_release(old);
+}
+
+static void reload(ficus_server_t *s)
+{
+    char err[1024];
+    ficus_config_t *next = ficus_config_load(s->config_path, 0, err, sizeof(err));
+    if (next != NULL && ficus_config_check_reloadable(s->running, next, err, sizeof(err)) != 0) {
+        ficus_config_release(next);
+        next = NULL;
+    }
+    if (next == NULL) {
+        ++ficus_metrics_reloads_failure;
+        ficus_error("reload failed: %s; keeping generation %llu", err, (unsigned long long)s->generation);
+        return;
+    }
+    publish(s, next);
+    ++ficus_metrics_reloads_success;
+    ficus_info("reload: generation %llu loaded from %s", (unsigned long long)s->generation, s->config_path);
+}
+
+static void drain(ficus_server_t *s)
+{
+    if (s->draining)
+        return;
+    s->draining = 1;
+    ficus_info("draining: finishing in-flight requests (at most %llums), then exiting",
+               (unsigned long long)s->running->server.drain_timeout_ms);
+    for (unsigned i = 0; i != s->num_workers; ++i)
+        ficus_worker_send_drain(s->workers + i, s->running->server.drain_timeout_ms);
+}
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+    ficus_server_t *s = sock->data;
+    struct signalfd_siginfo si;
+    /* bounded: a signalfd holds at most one pending instance of each standard signal */
+    while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGHUP:
+            if (!s->draining)
+                reload(s);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            drain(s);
+            break;
+        }
+    }
+}
+
+static void *join_workers(void *arg)
+{
+    /* joined off the control loop so admin keeps answering (readyz 503) while workers drain */
+    ficus_server_t *s = arg;
+    for (unsigned i = 0; i != s->num_workers; ++i)
+        pthread_join(s->workers[i].thread, NULL);
+    ficus_info("all workers stopped; exiting");
+    fflush(stdout);
+    _exit(0);
+}
+
+int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
+{
+    char err[1024];
+    s->num_workers = config->server.workers != 0 ? config->server.workers : num_cpus();
+    ficus_num_workers = s->num_workers;
+    if ((s->workers = calloc(s->num_workers, sizeof(*s->workers))) == NULL)
+        ficus_fatal("no memory");
+    for (unsigned i = 0; i != s->num_workers; ++i) {
+        s->workers[i].index = i;
+        if (ficus_worker_bind(s->workers + i, config, err, sizeof(err)) != 0) {
+            ficus_error("%s", err);
+            return 1;
+        }
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread: they inherit the mask */
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd == -1)
+        ficus_fatal("signalfd: %s", strerror(errno));
+
+    s->loop = h2o_evloop_create();
+    s->queue = h2o_multithread_create_queue(s->loop);
+    h2o_multithread_register_receiver(s->queue, &s->receiver, on_control_message);
+    s->running = config;
+    config->generation = s->generation = 1;
+    ficus_log_level = config->server.log_level;
+    if (ficus_admin_start(s, err, sizeof(err)) != 0) {
+        ficus_error("%s", err);
+        return 1;
+    }
+    for (unsigned i = 0; i != s->num_workers; ++i)
+        ficus_worker_start(s->workers + i, config);
+    for (size_t i = 0; i != config->server.num_listeners; ++i) {
+        const ficus_listener_conf_t *l = config->server.listeners + i;
+        ficus_info("listening on %s (%s)", l->address, l->tls != NULL ? "tls" : l->redirect_https_port != 0 ? "redirect to https" : "plain");
+    }
+    ficus_info("ficus %s started: %u workers, generation 1 from %s", FICUS_VERSION, s->num_workers, s->config_path);
+
+    h2o_socket_t *sigsock = h2o_evloop_socket_create(s->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    sigsock->data = s;
+    h2o_socket_read_start(sigsock, on_signal);
+
+    int joiner_started = 0;
+    for (;;) {
+        h2o_evloop_run(s->loop, 1000);
+        if (s->draining && !joiner_started) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, join_workers, s) != 0)
+                ficus_fatal("cannot create thread");
+            joiner_started = 1;
+        }
+    }
+}
+
