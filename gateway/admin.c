@@ -11,6 +11,7 @@
 #include "h2o/version.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
+#include "ficus/provider.h"
 #include "ficus/server.h"
 
 static void send_text(h2o_req_t *req, int status, const char *reason, const char *content_type, h2o_iovec_t body)
@@ -42,10 +43,13 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
                      (unsigned long long)ficus_metrics_reloads_success, (unsigned long long)ficus_metrics_reloads_failure,
                      (unsigned long long)s->generation, s->running->loaded_at, FICUS_VERSION, H2O_VERSION,
                      OpenSSL_version(OPENSSL_VERSION));
-    char *all = h2o_mem_alloc_pool(&req->pool, body.len + n);
+    h2o_iovec_t providers;
+    ficus_providers_render_metrics(&req->pool, &providers, s->num_workers);
+    char *all = h2o_mem_alloc_pool(&req->pool, body.len + n + providers.len);
     memcpy(all, body.base, body.len);
     memcpy(all + body.len, extra, n);
-    send_text(req, 200, "OK", "text/plain; version=0.0.4", h2o_iovec_init(all, body.len + n));
+    memcpy(all + body.len + n, providers.base, providers.len);
+    send_text(req, 200, "OK", "text/plain; version=0.0.4", h2o_iovec_init(all, body.len + n + providers.len));
 }
 
 static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
@@ -58,9 +62,12 @@ static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
         send_text(req, 200, "OK", "text/plain", h2o_iovec_init(H2O_STRLIT("ok\n")));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
-        char *buf = h2o_mem_alloc_pool(&req->pool, 128);
-        int n = snprintf(buf, 128, "{\"status\":\"%s\",\"generation\":%llu}\n", s->draining ? "draining" : "ready",
-                         (unsigned long long)s->generation);
+        h2o_iovec_t providers;
+        ficus_providers_render_readyz(&req->pool, &providers);
+        size_t cap = providers.len + 128;
+        char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+        int n = snprintf(buf, cap, "{\"status\":\"%s\",\"generation\":%llu,\"providers\":{%.*s}}\n",
+                         s->draining ? "draining" : "ready", (unsigned long long)s->generation, (int)providers.len, providers.base);
         send_text(req, s->draining ? 503 : 200, s->draining ? "Service Unavailable" : "OK", "application/json", h2o_iovec_init(buf, n));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
         render_metrics(req, s);

@@ -18,6 +18,7 @@
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/plugin.h"
+#include "ficus/provider.h"
 #include "ficus/tls.h"
 
 static void *xcalloc(size_t n, size_t size)
@@ -428,6 +429,18 @@ static int load_upstreams(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_
     return 0;
 }
 
+void ficus_config_add_identity_header(ficus_config_t *config, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i != config->num_identity_headers; ++i)
+        if (h2o_lcstris(config->identity_headers[i].base, config->identity_headers[i].len, name, len))
+            return;
+    config->identity_headers = realloc(config->identity_headers, sizeof(h2o_iovec_t) * (config->num_identity_headers + 1));
+    if (config->identity_headers == NULL)
+        ficus_fatal("no memory");
+    config->identity_headers[config->num_identity_headers++] = iov_dup_lower(name, len);
+}
+
 ficus_upstream_conf_t *ficus_config_upstream(const ficus_config_t *config, const char *name)
 {
     for (size_t i = 0; i != config->num_upstreams; ++i)
@@ -760,6 +773,12 @@ static void config_free(ficus_config_t *c)
         free(u);
     }
     free(c->upstreams);
+    for (size_t i = 0; i != c->num_providers; ++i)
+        ficus_provider_conf_free(c->providers[i]);
+    free(c->providers);
+    for (size_t i = 0; i != c->num_identity_headers; ++i)
+        free(c->identity_headers[i].base);
+    free(c->identity_headers);
     for (size_t i = 0; i != c->server.num_listeners; ++i) {
         free(c->server.listeners[i].address);
         ficus_tls_conf_free(c->server.listeners[i].tls);
@@ -785,10 +804,13 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
     gettimeofday(&tv, NULL);
     config->loaded_at = tv.tv_sec + tv.tv_usec / 1e6;
 
-    ficus_node_t *server, *upstreams, *routes;
-    if (ficus_conf_mapping(&cc, root, "server:m,routes:a", "upstreams:m", &server, &routes, &upstreams) != 0)
+    ficus_node_t *server, *upstreams, *routes, *providers;
+    cc.config = config;
+    if (ficus_conf_mapping(&cc, root, "server:m,routes:a", "providers:m,upstreams:m", &server, &routes, &providers, &upstreams) != 0)
         goto Error;
     if (load_server(&cc, server, config) != 0)
+        goto Error;
+    if (providers != NULL && ficus_providers_load(&cc, providers, config) != 0)
         goto Error;
     if (upstreams != NULL && load_upstreams(&cc, upstreams, config) != 0)
         goto Error;

@@ -17,6 +17,7 @@
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
+#include "ficus/provider.h"
 #include "ficus/server.h"
 #include "ficus/worker.h"
 
@@ -62,6 +63,7 @@ static void publish(ficus_server_t *s, ficus_config_t *config)
         ficus_worker_send_config(s->workers + i, config);
     ficus_config_t *old = s->running;
     s->running = config;
+    ficus_providers_activate(config);
     if (old != NULL)
         ficus_config_release(old);
 }
@@ -163,6 +165,7 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     }
     for (unsigned i = 0; i != s->num_workers; ++i)
         ficus_worker_start(s->workers + i, config);
+    ficus_providers_activate(config);
     for (size_t i = 0; i != config->server.num_listeners; ++i) {
         const ficus_listener_conf_t *l = config->server.listeners + i;
         ficus_info("listening on %s (%s)", l->address, l->tls != NULL ? "tls" : l->redirect_https_port != 0 ? "redirect to https" : "plain");

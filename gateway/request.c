@@ -380,6 +380,14 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
 
+    /* identity headers are ficus's to set: whatever the client sent under those names never reaches an upstream */
+    for (size_t i = 0; i != r->config->num_identity_headers; ++i) {
+        ssize_t at;
+        while ((at = h2o_find_header_by_str(&req->headers, r->config->identity_headers[i].base, r->config->identity_headers[i].len,
+                                            -1)) != -1)
+            h2o_delete_header(&req->headers, at);
+    }
+
     r->route = ficus_route_find(r->config, host_without_port(req->authority), req->method, req->path_normalized, &req->headers);
     if (r->route == NULL) {
         ficus_req_respond_error(r, 404, "no_route");

@@ -253,6 +253,8 @@ void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config)
     ficus_config_retain(config);
     w->current = wgen_create(w, config);
     h2o_timeout_init(w->loop, &w->drain_check_timeout, 100);
+    h2o_timeout_init(w->loop, &w->tick_timeout, 100);
+    h2o_linklist_init_anchor(&w->kid_waiters);
     ficus_access_log_init(&w->access_log, w->loop);
     for (size_t i = 0; i != w->num_listeners; ++i) {
         ficus_listener_rt_t *l = w->listeners + i;

@@ -50,6 +50,7 @@ struct st_ficus_node_t {
 /* The state of one load/validation pass. The first error is kept (later ones are dropped). */
 typedef struct st_ficus_conf_ctx_t {
     const char *filename;
+    struct st_ficus_config_t *config; /* the generation being built (NULL outside config loading) */
     int dry_run;       /* `ficus -t`: plugins must not start anything with side effects */
     char error[1024];  /* "file:line: message" of the first error, "" when none */
 } ficus_conf_ctx_t;

@@ -151,10 +151,14 @@ typedef struct st_ficus_config_t {
         uint64_t h2_max_resets;
         uint64_t h2_reset_window_ms;
     } server;
+    struct st_ficus_provider_conf_t **providers;
+    size_t num_providers;
     ficus_upstream_conf_t **upstreams;
     size_t num_upstreams;
     ficus_route_t **routes;
     size_t num_routes;
+    h2o_iovec_t *identity_headers; /* set by ficus from verified identities: client copies are removed on every request */
+    size_t num_identity_headers;
 } ficus_config_t;
 
 /**
@@ -173,6 +177,10 @@ void ficus_config_release(ficus_config_t *config);
  * need a restart: listener addresses and kinds, workers, admin address).
  */
 int ficus_config_check_reloadable(const ficus_config_t *running, const ficus_config_t *next, char *err, size_t errlen);
+
+/** Declares a header that ficus sets from a verified identity (lowercase name): every request of this generation,
+ * on every route, has client-sent copies removed. Called by plugins from on_config. */
+void ficus_config_add_identity_header(ficus_config_t *config, const char *name);
 
 /** Looks up an upstream by name (NULL if none). */
 ficus_upstream_conf_t *ficus_config_upstream(const ficus_config_t *config, const char *name);

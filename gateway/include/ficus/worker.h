@@ -79,6 +79,10 @@ struct st_ficus_worker_t {
     int draining;
     uint64_t drain_deadline;
     int exited;
+    h2o_linklist_t kid_waiters; /* requests waiting for a forced JWKS refetch (ficus/provider.h) */
+    size_t num_kid_waiters;
+    h2o_timeout_t tick_timeout; /* 100 ms */
+    h2o_timeout_entry_t kid_tick;
     h2o_timeout_t drain_check_timeout;
     h2o_timeout_entry_t drain_check;
 };

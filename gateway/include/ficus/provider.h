@@ -1,0 +1,132 @@
+/* Token issuers (`providers:`): their configuration, and their key sets fetched once for the whole process.
+ *
+ * DESIGN (JWKS lifecycle):
+ * - A provider's keys come from `jwks_file` (read at config load), `jwks_uri`, or OIDC discovery
+ *   ({issuer}/.well-known/openid-configuration → jwks_uri), or `hs_secret_file` for HS* shared secrets.
+ * - The control thread fetches them asynchronously over verified TLS (ficus/fetch.h) and publishes each new,
+ *   immutable, refcounted key set to every worker through its message queue; workers read their own copy of the
+ *   pointer (no atomics, no locks on the request path). ficus starts and serves even when the IdP is down.
+ * - Refresh: every Cache-Control max-age clamped to [refresh_min, refresh_max] (refresh_interval when absent); on
+ *   failure the last good set is kept (until max_stale, after which its keys are dropped: fail closed), and the fetch
+ *   is retried with exponential backoff from 1s up to refresh_min.
+ * - Unknown kid: the worker asks the control thread for one forced refetch (single-flight per provider, at most one
+ *   per refetch_min_interval); the request waits (at most kid_wait) and is verified again with the new set. Within
+ *   refetch_min_interval of the last forced refetch, an unknown kid fails at once (negative cache: random kids cannot
+ *   make ficus hammer the IdP).
+ * - A provider's runtime (ficus_provider_t) survives reloads when its settings are unchanged, so a SIGHUP neither
+ *   drops keys nor refetches; changed settings make a new runtime that fetches anew.
+ * THREADING: ficus_provider_t is shared and refcounted (atomic); its per_worker slots are touched only by their
+ * worker; the fetcher (timers, HTTP client) lives and dies on the control thread. */
+#ifndef ficus__provider_h
+#define ficus__provider_h
+
+#include <stdint.h>
+#include "h2o.h"
+#include "ficus/conf.h"
+#include "ficus/metrics.h"
+#include "jwt_auth/jwk.h"
+#include "jwt_auth/jws.h"
+
+typedef struct st_ficus_config_t ficus_config_t;
+typedef struct st_ficus_worker_t ficus_worker_t;
+typedef struct st_ficus_provider_t ficus_provider_t;
+typedef struct st_ficus_provider_fetcher_t ficus_provider_fetcher_t;
+
+typedef enum enum_ficus_key_source_t {
+    FICUS_KEYS_FROM_FILE = 0,
+    FICUS_KEYS_FROM_URI,
+    FICUS_KEYS_FROM_DISCOVERY,
+    FICUS_KEYS_FROM_SECRET,
+} ficus_key_source_t;
+
+typedef struct st_ficus_provider_conf_t {
+    char *name;
+    char *issuer;
+    char **audiences;
+    size_t num_audiences;
+    uint32_t algs; /* FICUS_JWA_BIT set */
+    uint64_t leeway_s;
+    ficus_key_source_t source;
+    char *jwks_uri;  /* FROM_URI */
+    char *jwks_file; /* FROM_FILE */
+    char *ca_file;   /* NULL = system CAs */
+    unsigned min_rsa_bits;
+    uint64_t refresh_interval_ms, refresh_min_ms, refresh_max_ms, max_stale_ms, refetch_min_interval_ms, kid_wait_ms,
+        fetch_timeout_ms;
+    ficus_jwks_t *loaded_keys; /* FROM_FILE / FROM_SECRET: the set read at config load */
+    ficus_jwt_policy_t policy; /* issuer/audiences/algs/leeway as the verifier wants them */
+    ficus_provider_t *rt;      /* runtime (reference held by this conf) */
+} ficus_provider_conf_t;
+
+typedef enum enum_ficus_provider_state_t {
+    FICUS_PROVIDER_NO_KEYS = 0, /* never obtained keys (or dropped after max_stale) */
+    FICUS_PROVIDER_OK,
+    FICUS_PROVIDER_STALE, /* last refresh failed; serving the last good set */
+} ficus_provider_state_t;
+
+/* A worker's view of a provider: only that worker touches it. */
+typedef struct st_ficus_provider_slot_t {
+    ficus_jwks_t *keys;     /* worker's reference, NULL when none */
+    uint64_t keys_version;  /* bumps on each new set (token caches key on it) */
+    h2o_linklist_t waiters; /* ficus_provider_waiter_t waiting for a forced refetch */
+    size_t num_waiters;
+    int refetch_pending;
+    uint64_t last_refetch_done_ms;
+} ficus_provider_slot_t;
+
+/* A request waiting for a forced refetch (lives in the request pool; unlink in its dispose). */
+typedef struct st_ficus_provider_waiter_t {
+    h2o_linklist_t link; /* in the worker's kid_waiters */
+    ficus_provider_t *provider;
+    uint64_t deadline_ms;
+    void (*cb)(struct st_ficus_provider_waiter_t *waiter, int timed_out);
+} ficus_provider_waiter_t;
+
+typedef struct st_ficus_provider_stats_t {
+    uint64_t validations[FICUS_MAX_WORKERS][FICUS_JWT_STATUS_COUNT + 4]; /* + the FICUS_PROVIDER_RESULT_* below */
+} ficus_provider_stats_t;
+
+#define FICUS_PROVIDER_RESULT_MISSING_TOKEN (FICUS_JWT_STATUS_COUNT + 0)
+#define FICUS_PROVIDER_RESULT_INSUFFICIENT_SCOPE (FICUS_JWT_STATUS_COUNT + 1)
+#define FICUS_PROVIDER_RESULT_NO_KEYS (FICUS_JWT_STATUS_COUNT + 2)
+#define FICUS_PROVIDER_RESULT_BAD_REQUEST (FICUS_JWT_STATUS_COUNT + 3)
+
+struct st_ficus_provider_t {
+    int refcnt; /* atomic */
+    char *name;
+    char *identity; /* canonical settings: equal identity = same runtime across reloads */
+    ficus_provider_slot_t slots[FICUS_MAX_WORKERS];
+    ficus_provider_stats_t *stats;
+    /* control thread only */
+    ficus_provider_fetcher_t *fetcher; /* NULL when inactive */
+    ficus_jwks_t *keys;                /* the control thread's reference to the current set */
+    ficus_provider_state_t state;
+    double keys_at;                    /* unix time the current set was obtained */
+    uint64_t fetch_success, fetch_failure, forced_refetches;
+    int active;                        /* in the registry */
+};
+
+/** Parses `providers:`; sets config->providers. Reads jwks_file / hs_secret_file (load time). 0 or -1 (cc). */
+int ficus_providers_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_config_t *config);
+/** Looks up a provider of a config by name. */
+ficus_provider_conf_t *ficus_config_provider(const ficus_config_t *config, const char *name);
+void ficus_provider_conf_free(ficus_provider_conf_t *pc);
+
+/** Control thread: after `config` became the running generation, start fetching for its providers, publish
+ * file/secret key sets, and stop the providers no longer used. */
+void ficus_providers_activate(ficus_config_t *config);
+/** Control thread: a JSON object of providers' states for /readyz (appended with ',' separators), and metrics. */
+void ficus_providers_render_readyz(h2o_mem_pool_t *pool, h2o_iovec_t *out);
+void ficus_providers_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers);
+
+/** Worker: asks for a forced refetch (unknown kid) and queues waiter; its cb runs once (keys arrived or refetch
+ * declined: timed_out=0; kid_wait elapsed: timed_out=1). Returns -1 (waiter not queued) when a refetch happened
+ * within refetch_min_interval or too many requests already wait: fail the request at once. */
+int ficus_provider_wait_for_refetch(ficus_provider_conf_t *pc, ficus_worker_t *w, ficus_provider_waiter_t *waiter);
+/** Worker: removes a waiter (request gone). */
+void ficus_provider_cancel_wait(ficus_provider_conf_t *pc, ficus_worker_t *w, ficus_provider_waiter_t *waiter);
+
+void ficus_provider_retain(ficus_provider_t *p);
+void ficus_provider_release(ficus_provider_t *p);
+
+#endif

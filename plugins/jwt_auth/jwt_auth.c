@@ -1,0 +1,592 @@
+/* jwt: bearer-token authentication of a route against a provider's rotating keys.
+ *
+ *   jwt: { provider: corp, required: true, scopes: [orders], claims: { tenant: [acme] },
+ *          forward: { sub: x-user-id, email: x-user-email }, forward_token: false, cookie: access_token }
+ *
+ * FLOW: token from `Authorization: Bearer` (scheme case-insensitive; a cookie only when configured) → the worker's
+ * cache of verified tokens → else ficus_jwt_verify() with the worker's copy of the provider's key set → on an
+ * unknown kid, PAUSE until the control thread's forced refetch answers (bounded by the provider's kid_wait), then
+ * verify again → scopes and claims (403) → identity headers from claims, Authorization removed unless forward_token.
+ * RESPONSES: 401 + `WWW-Authenticate: Bearer error="invalid_token"` (invalid_request for a malformed header; no
+ * error code when no token was sent) with a generic body; 403 + error="insufficient_scope"; 503 when the provider
+ * has never obtained keys. The precise reason goes to the access log (`error`) and
+ * ficus_jwt_validations_total{reason}, never to the client.
+ * CACHE: per worker (thread-local: no locks), FICUS_JWT_CACHE_SLOTS direct-mapped entries keyed by a seeded hash of
+ * the token and compared in full; an entry holds the verified claims and is valid until the token's exp and while the
+ * provider's key set is the one it was verified with (a new set invalidates: a removed key stops working at once).
+ * Tokens over max_token_bytes are rejected before any work. */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include "ficus/config.h"
+#include "ficus/log.h"
+#include "ficus/plugin.h"
+#include "ficus/provider.h"
+#include "ficus/worker.h"
+
+#define FICUS_JWT_CACHE_SLOTS 4096
+#define MAX_FORWARD_VALUE 4096
+
+typedef struct st_claim_rule_t {
+    char *name;
+    char **values;
+    size_t num_values;
+} claim_rule_t;
+
+typedef struct st_forward_rule_t {
+    char *claim;
+    h2o_iovec_t header; /* lowercase */
+} forward_rule_t;
+
+typedef struct st_jwt_conf_t {
+    ficus_provider_conf_t *provider;
+    int required;
+    char **scopes;
+    size_t num_scopes;
+    claim_rule_t *claims;
+    size_t num_claims;
+    forward_rule_t *forward;
+    size_t num_forward;
+    int forward_token;
+    char *cookie; /* NULL: no cookie source */
+    size_t max_token_bytes;
+} jwt_conf_t;
+
+/* ---- configuration ---- */
+
+static int is_header_name(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; ++s)
+        if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s) != NULL))
+            return 0;
+    return 1;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (p == NULL)
+        ficus_fatal("no memory");
+    return p;
+}
+
+static void dispose(void *_conf)
+{
+    jwt_conf_t *c = _conf;
+    for (size_t i = 0; i != c->num_scopes; ++i)
+        free(c->scopes[i]);
+    free(c->scopes);
+    for (size_t i = 0; i != c->num_claims; ++i) {
+        free(c->claims[i].name);
+        for (size_t j = 0; j != c->claims[i].num_values; ++j)
+            free(c->claims[i].values[j]);
+        free(c->claims[i].values);
+    }
+    free(c->claims);
+    for (size_t i = 0; i != c->num_forward; ++i) {
+        free(c->forward[i].claim);
+        free(c->forward[i].header.base);
+    }
+    free(c->forward);
+    free(c->cookie);
+    free(c);
+}
+
+static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
+{
+    ficus_node_t *provider, *required, *scopes, *claims, *forward, *forward_token, *cookie, *max_token_bytes;
+    if (ficus_conf_mapping(cc, node, "provider:s", "required:s,scopes:a,claims:m,forward:m,forward_token:s,cookie:s,max_token_bytes:s",
+                           &provider, &required, &scopes, &claims, &forward, &forward_token, &cookie, &max_token_bytes) != 0)
+        return -1;
+    jwt_conf_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        ficus_fatal("no memory");
+    *out = c;
+    c->required = 1;
+    c->max_token_bytes = 8192;
+    if ((c->provider = ficus_config_provider(cc->config, provider->data.scalar.value)) == NULL)
+        goto Error_unknown_provider;
+    if (required != NULL && ficus_conf_bool(cc, required, &c->required) != 0)
+        goto Error;
+    if (forward_token != NULL && ficus_conf_bool(cc, forward_token, &c->forward_token) != 0)
+        goto Error;
+    if (max_token_bytes != NULL) {
+        uint64_t n;
+        if (ficus_conf_size(cc, max_token_bytes, 256, 65536, &n) != 0)
+            goto Error;
+        c->max_token_bytes = n;
+    }
+    if (cookie != NULL) {
+        if (!is_header_name(cookie->data.scalar.value)) {
+            ficus_conf_error(cc, cookie, "invalid cookie name '%s'", cookie->data.scalar.value);
+            goto Error;
+        }
+        c->cookie = xstrdup(cookie->data.scalar.value);
+    }
+    if (scopes != NULL) {
+        if ((c->scopes = calloc(scopes->data.sequence.size + 1, sizeof(char *))) == NULL)
+            ficus_fatal("no memory");
+        for (size_t i = 0; i != scopes->data.sequence.size; ++i) {
+            ficus_node_t *s = scopes->data.sequence.elements[i];
+            if (ficus_conf_expect(cc, s, FICUS_NODE_SCALAR) != 0)
+                goto Error;
+            if (s->data.scalar.len == 0 || strchr(s->data.scalar.value, ' ') != NULL) {
+                ficus_conf_error(cc, s, "a scope is one non-empty word without spaces");
+                goto Error;
+            }
+            c->scopes[c->num_scopes++] = xstrdup(s->data.scalar.value);
+        }
+    }
+    if (claims != NULL) {
+        if ((c->claims = calloc(claims->data.mapping.size + 1, sizeof(*c->claims))) == NULL)
+            ficus_fatal("no memory");
+        for (size_t i = 0; i != claims->data.mapping.size; ++i) {
+            ficus_node_t *k = claims->data.mapping.keys[i], *v = claims->data.mapping.values[i];
+            claim_rule_t *rule = c->claims + c->num_claims++;
+            rule->name = xstrdup(k->data.scalar.value);
+            if (v->type == FICUS_NODE_SCALAR) {
+                if ((rule->values = calloc(1, sizeof(char *))) == NULL)
+                    ficus_fatal("no memory");
+                rule->values[rule->num_values++] = xstrdup(v->data.scalar.value);
+            } else {
+                if (ficus_conf_expect(cc, v, FICUS_NODE_SEQUENCE) != 0)
+                    goto Error;
+                if (v->data.sequence.size == 0) {
+                    ficus_conf_error(cc, v, "claim '%s' needs at least one allowed value", rule->name);
+                    goto Error;
+                }
+                if ((rule->values = calloc(v->data.sequence.size, sizeof(char *))) == NULL)
+                    ficus_fatal("no memory");
+                for (size_t j = 0; j != v->data.sequence.size; ++j) {
+                    if (ficus_conf_expect(cc, v->data.sequence.elements[j], FICUS_NODE_SCALAR) != 0)
+                        goto Error;
+                    rule->values[rule->num_values++] = xstrdup(v->data.sequence.elements[j]->data.scalar.value);
+                }
+            }
+        }
+    }
+    if (forward != NULL) {
+        if ((c->forward = calloc(forward->data.mapping.size + 1, sizeof(*c->forward))) == NULL)
+            ficus_fatal("no memory");
+        for (size_t i = 0; i != forward->data.mapping.size; ++i) {
+            ficus_node_t *k = forward->data.mapping.keys[i], *v = forward->data.mapping.values[i];
+            if (ficus_conf_expect(cc, v, FICUS_NODE_SCALAR) != 0)
+                goto Error;
+            if (!is_header_name(v->data.scalar.value)) {
+                ficus_conf_error(cc, v, "invalid header name '%s'", v->data.scalar.value);
+                goto Error;
+            }
+            forward_rule_t *rule = c->forward + c->num_forward++;
+            rule->claim = xstrdup(k->data.scalar.value);
+            rule->header = h2o_strdup(NULL, v->data.scalar.value, v->data.scalar.len);
+            for (size_t j = 0; j != rule->header.len; ++j)
+                rule->header.base[j] = tolower((unsigned char)rule->header.base[j]);
+            if (h2o_lcstris(rule->header.base, rule->header.len, H2O_STRLIT("authorization")) ||
+                h2o_lcstris(rule->header.base, rule->header.len, H2O_STRLIT("host")) ||
+                h2o_lcstris(rule->header.base, rule->header.len, H2O_STRLIT("cookie"))) {
+                ficus_conf_error(cc, v, "header '%s' cannot carry a claim", v->data.scalar.value);
+                goto Error;
+            }
+            /* every route strips client-sent copies of this header, authenticated or not */
+            ficus_config_add_identity_header(cc->config, rule->header.base);
+        }
+    }
+    return 0;
+Error_unknown_provider:
+    ficus_conf_error(cc, provider, "unknown provider '%s' (define it under `providers:`)", provider->data.scalar.value);
+Error:
+    dispose(c);
+    *out = NULL;
+    return -1;
+}
+
+/* ---- per-worker cache of verified tokens ---- */
+
+typedef struct st_cache_entry_t {
+    uint64_t hash;
+    char *token;
+    size_t len;
+    const ficus_provider_t *provider;
+    uint64_t keys_version;
+    double exp;
+    json_t *claims;
+} cache_entry_t;
+
+static __thread cache_entry_t *cache;
+static __thread uint64_t cache_seed;
+
+static uint64_t token_hash(const char *s, size_t len)
+{
+    if (cache_seed == 0 && getrandom(&cache_seed, sizeof(cache_seed), 0) != sizeof(cache_seed))
+        cache_seed = (uint64_t)(uintptr_t)&cache_seed ^ 0x9e3779b97f4a7c15ULL;
+    uint64_t h = 0xcbf29ce484222325ULL ^ cache_seed;
+    for (size_t i = 0; i != len; ++i)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+static double unix_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static json_t *cache_lookup(const ficus_provider_t *p, uint64_t keys_version, uint64_t hash, const char *tok, size_t len, double now,
+                            double leeway)
+{
+    if (cache == NULL)
+        return NULL;
+    cache_entry_t *e = cache + hash % FICUS_JWT_CACHE_SLOTS;
+    if (e->claims == NULL || e->hash != hash || e->provider != p || e->keys_version != keys_version || e->len != len ||
+        memcmp(e->token, tok, len) != 0)
+        return NULL;
+    if (now >= e->exp + leeway)
+        return NULL;
+    return e->claims;
+}
+
+static void cache_insert(const ficus_provider_t *p, uint64_t keys_version, uint64_t hash, const char *tok, size_t len, double exp,
+                         json_t *claims)
+{
+    if (cache == NULL && (cache = calloc(FICUS_JWT_CACHE_SLOTS, sizeof(*cache))) == NULL)
+        return;
+    cache_entry_t *e = cache + hash % FICUS_JWT_CACHE_SLOTS;
+    if (e->claims != NULL)
+        json_decref(e->claims);
+    char *copy = e->token != NULL && e->len >= len ? e->token : realloc(e->token, len);
+    if (copy == NULL) {
+        free(e->token);
+        memset(e, 0, sizeof(*e));
+        return;
+    }
+    memcpy(copy, tok, len);
+    e->token = copy;
+    e->len = len;
+    e->hash = hash;
+    e->provider = p;
+    e->keys_version = keys_version;
+    e->exp = exp;
+    e->claims = json_incref(claims);
+}
+
+/* ---- the request ---- */
+
+typedef enum { TOKEN_NONE, TOKEN_FOUND, TOKEN_MALFORMED_HEADER } token_source_result_t;
+
+static int is_token68(const char *s, size_t len)
+{
+    size_t i = 0;
+    for (; i < len && (isalnum((unsigned char)s[i]) || strchr("-._~+/", s[i]) != NULL); ++i)
+        ;
+    if (i == 0)
+        return 0;
+    for (; i < len && s[i] == '='; ++i)
+        ;
+    return i == len;
+}
+
+static token_source_result_t find_token(jwt_conf_t *conf, h2o_req_t *req, h2o_iovec_t *tok)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i != -1) {
+        if (h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) != -1)
+            return TOKEN_MALFORMED_HEADER; /* two Authorization headers */
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (v.len < 7 || !h2o_lcstris(v.base, 6, H2O_STRLIT("bearer")) || v.base[6] != ' ')
+            return TOKEN_MALFORMED_HEADER;
+        size_t off = 7;
+        while (off < v.len && v.base[off] == ' ')
+            ++off;
+        size_t end = v.len;
+        while (end > off && v.base[end - 1] == ' ')
+            --end;
+        if (!is_token68(v.base + off, end - off))
+            return TOKEN_MALFORMED_HEADER;
+        *tok = h2o_iovec_init(v.base + off, end - off);
+        return TOKEN_FOUND;
+    }
+    if (conf->cookie != NULL) {
+        size_t nlen = strlen(conf->cookie);
+        for (ssize_t j = -1; (j = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, j)) != -1;) {
+            h2o_iovec_t v = req->headers.entries[j].value;
+            const char *p = v.base, *end = v.base + v.len;
+            while (p < end) {
+                while (p < end && (*p == ' ' || *p == ';'))
+                    ++p;
+                const char *pair = p;
+                while (p < end && *p != ';')
+                    ++p;
+                if ((size_t)(p - pair) > nlen && memcmp(pair, conf->cookie, nlen) == 0 && pair[nlen] == '=') {
+                    *tok = h2o_iovec_init(pair + nlen + 1, p - pair - nlen - 1);
+                    return tok->len != 0 ? TOKEN_FOUND : TOKEN_NONE;
+                }
+            }
+        }
+    }
+    return TOKEN_NONE;
+}
+
+typedef struct st_jwt_pending_t {
+    ficus_provider_waiter_t waiter;
+    ficus_req_t *req;
+    jwt_conf_t *conf;
+    h2o_iovec_t token;
+} jwt_pending_t;
+
+static void count(jwt_conf_t *conf, ficus_req_t *r, size_t idx)
+{
+    ficus_counter_add(&conf->provider->rt->stats->validations[r->worker->index][idx], 1);
+}
+
+static void respond_401(ficus_req_t *r, const char *error_code, const char *reason)
+{
+    h2o_req_t *req = r->h2o;
+    char *v = h2o_mem_alloc_pool(&req->pool, 96);
+    int n = error_code != NULL ? snprintf(v, 96, "Bearer realm=\"ficus\", error=\"%s\"", error_code)
+                               : snprintf(v, 96, "Bearer realm=\"ficus\"");
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, v, n);
+    r->error = reason;
+    ficus_req_respond_error(r, 401, error_code != NULL ? error_code : "missing_token");
+}
+
+static int claim_matches(json_t *value, const char *wanted)
+{
+    char buf[64];
+    if (json_is_string(value))
+        return strcmp(json_string_value(value), wanted) == 0;
+    if (json_is_integer(value)) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(value));
+        return strcmp(buf, wanted) == 0;
+    }
+    if (json_is_true(value))
+        return strcmp(wanted, "true") == 0;
+    if (json_is_false(value))
+        return strcmp(wanted, "false") == 0;
+    if (json_is_array(value)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(value, i, e) if (claim_matches(e, wanted)) return 1;
+    }
+    return 0;
+}
+
+static int has_scope(json_t *claims, const char *scope)
+{
+    size_t slen = strlen(scope);
+    const char *names[] = {"scope", "scp"};
+    for (int k = 0; k != 2; ++k) {
+        json_t *v = json_object_get(claims, names[k]);
+        if (json_is_string(v)) {
+            const char *s = json_string_value(v);
+            while (*s != '\0') {
+                while (*s == ' ')
+                    ++s;
+                const char *w = s;
+                while (*s != '\0' && *s != ' ')
+                    ++s;
+                if ((size_t)(s - w) == slen && memcmp(w, scope, slen) == 0)
+                    return 1;
+            }
+        } else if (json_is_array(v)) {
+            size_t i;
+            json_t *e;
+            json_array_foreach(v, i, e) if (json_is_string(e) && strcmp(json_string_value(e), scope) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+static int authorized(jwt_conf_t *conf, json_t *claims)
+{
+    for (size_t i = 0; i != conf->num_scopes; ++i)
+        if (!has_scope(claims, conf->scopes[i]))
+            return 0;
+    for (size_t i = 0; i != conf->num_claims; ++i) {
+        json_t *v = json_object_get(claims, conf->claims[i].name);
+        int ok = 0;
+        for (size_t j = 0; v != NULL && j != conf->claims[i].num_values && !ok; ++j)
+            ok = claim_matches(v, conf->claims[i].values[j]);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static void forward_claims(jwt_conf_t *conf, ficus_req_t *r, json_t *claims)
+{
+    h2o_req_t *req = r->h2o;
+    for (size_t i = 0; i != conf->num_forward; ++i) {
+        json_t *v = json_object_get(claims, conf->forward[i].claim);
+        if (v == NULL || json_is_null(v))
+            continue;
+        char *text = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text == NULL)
+            continue;
+        size_t len = strlen(text), ok = len <= MAX_FORWARD_VALUE;
+        for (size_t j = 0; j != len && ok; ++j)
+            ok = (unsigned char)text[j] >= 0x20 && text[j] != 0x7f; /* never a CR/LF into a header */
+        if (ok && json_is_array(v)) {
+            /* ["a","b"] → a,b for arrays of plain strings */
+            size_t k;
+            json_t *e;
+            int plain = 1;
+            json_array_foreach(v, k, e) plain &= json_is_string(e) && strchr(json_string_value(e), ',') == NULL;
+            if (plain) {
+                size_t o = 0;
+                json_array_foreach(v, k, e)
+                {
+                    const char *s = json_string_value(e);
+                    if (k != 0)
+                        text[o++] = ',';
+                    memmove(text + o, s, strlen(s));
+                    o += strlen(s);
+                }
+                len = o;
+            }
+        }
+        if (ok)
+            h2o_add_header_by_str(&req->pool, &req->headers, conf->forward[i].header.base, conf->forward[i].header.len, 1, NULL,
+                                  h2o_strdup(&req->pool, text, len).base, len);
+        free(text);
+    }
+    if (!conf->forward_token) {
+        ssize_t i;
+        while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1)) != -1)
+            h2o_delete_header(&req->headers, i);
+    }
+}
+
+/* Verifies with the worker's current keys. Returns 1 when the request may go on, 0 when a response was sent,
+ * -1 when the kid is unknown (the caller may wait for a refetch). */
+static int check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int may_wait)
+{
+    ficus_provider_t *p = conf->provider->rt;
+    ficus_provider_slot_t *slot = p->slots + r->worker->index;
+    if (slot->keys == NULL) {
+        count(conf, r, FICUS_PROVIDER_RESULT_NO_KEYS);
+        h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
+        r->error = "jwt_no_keys";
+        ficus_req_respond_error(r, 503, "auth_unavailable");
+        return 0;
+    }
+    double now = unix_now();
+    uint64_t hash = token_hash(tok.base, tok.len);
+    json_t *claims = cache_lookup(p, slot->keys_version, hash, tok.base, tok.len, now, (double)conf->provider->leeway_s);
+    if (claims != NULL) {
+        json_incref(claims);
+    } else {
+        ficus_jwt_policy_t policy = conf->provider->policy;
+        policy.max_token_bytes = conf->max_token_bytes;
+        ficus_jwt_t jwt;
+        ficus_jwt_status_t st = ficus_jwt_verify(tok.base, tok.len, slot->keys, &policy, now, &jwt);
+        if (st == FICUS_JWT_ERR_UNKNOWN_KID && may_wait) {
+            ficus_jwt_dispose(&jwt);
+            return -1;
+        }
+        if (st != FICUS_JWT_OK) {
+            ficus_jwt_dispose(&jwt);
+            count(conf, r, (size_t)-st);
+            char *reason = h2o_mem_alloc_pool(&r->h2o->pool, 64); /* read by the access log when the request ends */
+            snprintf(reason, 64, "jwt_%s", ficus_jwt_status_name(st));
+            respond_401(r, "invalid_token", reason);
+            return 0;
+        }
+        claims = json_incref(jwt.claims);
+        cache_insert(p, slot->keys_version, hash, tok.base, tok.len, jwt.exp, jwt.claims);
+        ficus_jwt_dispose(&jwt);
+    }
+    int ok = authorized(conf, claims);
+    if (ok) {
+        count(conf, r, 0);
+        forward_claims(conf, r, claims);
+    }
+    json_decref(claims);
+    if (!ok) {
+        count(conf, r, FICUS_PROVIDER_RESULT_INSUFFICIENT_SCOPE);
+        h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"ficus\", error=\"insufficient_scope\""));
+        r->error = "jwt_insufficient_scope";
+        ficus_req_respond_error(r, 403, "insufficient_scope");
+        return 0;
+    }
+    return 1;
+}
+
+static void on_waiter(ficus_provider_waiter_t *waiter, int timed_out)
+{
+    jwt_pending_t *pending = H2O_STRUCT_FROM_MEMBER(jwt_pending_t, waiter, waiter);
+    ficus_req_t *r = pending->req;
+    if (timed_out) {
+        count(pending->conf, r, (size_t)-FICUS_JWT_ERR_UNKNOWN_KID);
+        respond_401(r, "invalid_token", "jwt_unknown_kid_timeout");
+        return;
+    }
+    if (check_token(pending->conf, r, pending->token, 0) == 1)
+        ficus_req_resume(r);
+}
+
+static void on_pending_dispose(void *_pending)
+{
+    jwt_pending_t *pending = _pending;
+    ficus_provider_cancel_wait(pending->conf->provider, pending->req->worker, &pending->waiter);
+}
+
+static ficus_status_t on_request(void *_conf, ficus_req_t *r)
+{
+    jwt_conf_t *conf = _conf;
+    h2o_iovec_t tok;
+    switch (find_token(conf, r->h2o, &tok)) {
+    case TOKEN_NONE:
+        if (!conf->required)
+            return FICUS_CONTINUE;
+        count(conf, r, FICUS_PROVIDER_RESULT_MISSING_TOKEN);
+        respond_401(r, NULL, "jwt_missing_token");
+        return FICUS_RESPONDED;
+    case TOKEN_MALFORMED_HEADER:
+        count(conf, r, FICUS_PROVIDER_RESULT_BAD_REQUEST);
+        respond_401(r, "invalid_request", "jwt_malformed_authorization");
+        return FICUS_RESPONDED;
+    case TOKEN_FOUND:
+        break;
+    }
+    if (tok.len > conf->max_token_bytes) {
+        count(conf, r, (size_t)-FICUS_JWT_ERR_TOO_LARGE);
+        respond_401(r, "invalid_token", "jwt_too_large");
+        return FICUS_RESPONDED;
+    }
+    switch (check_token(conf, r, tok, 1)) {
+    case 1:
+        return FICUS_CONTINUE;
+    case 0:
+        return FICUS_RESPONDED;
+    default:
+        break;
+    }
+    /* unknown kid: wait for one forced refetch, then verify again */
+    jwt_pending_t *pending = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*pending), on_pending_dispose);
+    memset(pending, 0, sizeof(*pending));
+    pending->req = r;
+    pending->conf = conf;
+    pending->token = tok;
+    pending->waiter.cb = on_waiter;
+    if (ficus_provider_wait_for_refetch(conf->provider, r->worker, &pending->waiter) != 0) {
+        count(conf, r, (size_t)-FICUS_JWT_ERR_UNKNOWN_KID);
+        respond_401(r, "invalid_token", "jwt_unknown_kid");
+        return FICUS_RESPONDED;
+    }
+    return FICUS_PAUSE;
+}
+
+const ficus_plugin_t ficus_plugin_jwt = {
+    .name = "jwt",
+    .on_config = on_config,
+    .dispose = dispose,
+    .on_request = on_request,
+};
