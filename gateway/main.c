@@ -6,11 +6,14 @@
 #include <string.h>
 #include "h2o/version.h"
 #include "ficus/config.h"
+#include "ficus/devtools.h"
 #include "ficus/server.h"
 
 static void usage(FILE *fp)
 {
     fprintf(fp, "Usage: ficus [-c FILE] [-t]\n"
+                "       ficus token [--key PEM] [--sub S] [--scope 'a b'] [--kid K] [--iss I] [--aud A] [--ttl SECONDS]\n"
+                "       ficus jwks [KEY.pem [KID]]\n"
                 "\n"
                 "  -c, --config FILE   configuration file (default: conf/ficus.yaml)\n"
                 "  -t, --test          check the configuration file and exit (0 = valid)\n"
@@ -28,6 +31,10 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'v'},
                                              {NULL}};
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return ficus_devtool_token(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "jwks") == 0)
+        return ficus_devtool_jwks(argc - 1, argv + 1);
     const char *config_path = "conf/ficus.yaml";
     int test_only = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:thv", longopts, NULL)) != -1) {
