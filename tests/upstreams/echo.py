@@ -78,6 +78,11 @@ class EchoHandler(BaseHTTPRequestHandler):
             return self.rfile.read(n)
         return b""
 
+    def setup(self):
+        super().setup()
+        # no Nagle: a response written in two segments would otherwise wait for the peer's delayed ACK (~40 ms)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _send(self, code, body, ctype):
         self.send_response(code)
         self.send_header("X-Upstream", self.server.upstream_name)
@@ -85,9 +90,12 @@ class EchoHandler(BaseHTTPRequestHandler):
         if not no_body:
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        # head and body in one write (end_headers() would flush the head on its own)
+        self._headers_buffer.append(b"\r\n")
         if not no_body and self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
         self.wfile.flush()
 
     def _handle(self):
