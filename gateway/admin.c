@@ -12,6 +12,7 @@
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 #include "ficus/provider.h"
+#include "ficus/redis.h"
 #include "ficus/server.h"
 
 static void send_text(h2o_req_t *req, int status, const char *reason, const char *content_type, h2o_iovec_t body)
@@ -43,13 +44,17 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
                      (unsigned long long)ficus_metrics_reloads_success, (unsigned long long)ficus_metrics_reloads_failure,
                      (unsigned long long)s->generation, s->running->loaded_at, FICUS_VERSION, H2O_VERSION,
                      OpenSSL_version(OPENSSL_VERSION));
-    h2o_iovec_t providers;
+    h2o_iovec_t providers, redis = {NULL, 0};
     ficus_providers_render_metrics(&req->pool, &providers, s->num_workers);
-    char *all = h2o_mem_alloc_pool(&req->pool, body.len + n + providers.len);
+    if (s->running->redis != NULL)
+        ficus_redis_render_metrics(&req->pool, &redis, s->num_workers);
+    char *all = h2o_mem_alloc_pool(&req->pool, body.len + n + providers.len + redis.len);
     memcpy(all, body.base, body.len);
     memcpy(all + body.len, extra, n);
     memcpy(all + body.len + n, providers.base, providers.len);
-    send_text(req, 200, "OK", "text/plain; version=0.0.4", h2o_iovec_init(all, body.len + n + providers.len));
+    if (redis.len != 0)
+        memcpy(all + body.len + n + providers.len, redis.base, redis.len);
+    send_text(req, 200, "OK", "text/plain; version=0.0.4", h2o_iovec_init(all, body.len + n + providers.len + redis.len));
 }
 
 static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)

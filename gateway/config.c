@@ -19,6 +19,7 @@
 #include "ficus/log.h"
 #include "ficus/plugin.h"
 #include "ficus/provider.h"
+#include "ficus/redis.h"
 #include "ficus/tls.h"
 
 static void *xcalloc(size_t n, size_t size)
@@ -776,6 +777,7 @@ static void config_free(ficus_config_t *c)
     for (size_t i = 0; i != c->num_providers; ++i)
         ficus_provider_conf_free(c->providers[i]);
     free(c->providers);
+    ficus_redis_conf_free(c->redis);
     for (size_t i = 0; i != c->num_identity_headers; ++i)
         free(c->identity_headers[i].base);
     free(c->identity_headers);
@@ -804,11 +806,14 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
     gettimeofday(&tv, NULL);
     config->loaded_at = tv.tv_sec + tv.tv_usec / 1e6;
 
-    ficus_node_t *server, *upstreams, *routes, *providers;
+    ficus_node_t *server, *upstreams, *routes, *providers, *redis;
     cc.config = config;
-    if (ficus_conf_mapping(&cc, root, "server:m,routes:a", "providers:m,upstreams:m", &server, &routes, &providers, &upstreams) != 0)
+    if (ficus_conf_mapping(&cc, root, "server:m,routes:a", "redis:m,providers:m,upstreams:m", &server, &routes, &redis, &providers,
+                           &upstreams) != 0)
         goto Error;
     if (load_server(&cc, server, config) != 0)
+        goto Error;
+    if (redis != NULL && ficus_redis_conf_load(&cc, redis, &config->redis) != 0)
         goto Error;
     if (providers != NULL && ficus_providers_load(&cc, providers, config) != 0)
         goto Error;

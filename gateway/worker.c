@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "ficus/log.h"
+#include "ficus/redis.h"
 #include "ficus/worker.h"
 
 __thread ficus_worker_t *ficus_current_worker;
@@ -83,9 +84,26 @@ static void apply_runtime_settings(ficus_worker_t *w, const ficus_config_t *conf
     }
 }
 
+/* One Redis connection per worker, kept across reloads unless the server settings change. */
+static void apply_redis(ficus_worker_t *w, const ficus_config_t *old, const ficus_config_t *config)
+{
+    if (w->redis != NULL && (config->redis == NULL || old == NULL || old->redis == NULL ||
+                             !ficus_redis_conf_same_server(old->redis, config->redis))) {
+        ficus_redis_destroy(w->redis);
+        w->redis = NULL;
+    }
+    if (config->redis == NULL)
+        return;
+    if (w->redis == NULL)
+        w->redis = ficus_redis_create(w->loop, config->redis, w->index);
+    else
+        ficus_redis_update(w->redis, config->redis);
+}
+
 static void switch_config(ficus_worker_t *w, ficus_config_t *config)
 {
     ficus_wgen_t *old = w->current;
+    apply_redis(w, old->config, config);
     w->current = wgen_create(w, config);
     apply_runtime_settings(w, config);
     if (w->access_log.fd != config->server.access_log_fd)
@@ -265,6 +283,7 @@ void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config)
         h2o_socket_read_start(l->sock, on_accept);
     }
     apply_runtime_settings(w, config);
+    apply_redis(w, NULL, config);
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_message);
     if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0)

@@ -151,6 +151,7 @@ typedef struct st_ficus_config_t {
         uint64_t h2_max_resets;
         uint64_t h2_reset_window_ms;
     } server;
+    struct st_ficus_redis_conf_t *redis; /* NULL: no Redis (state stays in process) */
     struct st_ficus_provider_conf_t **providers;
     size_t num_providers;
     ficus_upstream_conf_t **upstreams;

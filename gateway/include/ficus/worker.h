@@ -71,6 +71,7 @@ struct st_ficus_worker_t {
     ficus_listener_rt_t *listeners;
     size_t num_listeners;
     ficus_wgen_t *current;
+    struct st_ficus_redis_t *redis; /* NULL when the running config has no `redis:` */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     ficus_access_log_t access_log;

@@ -1,0 +1,711 @@
+/* The Redis client (see ficus/redis.h for the design and the contract). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <hiredis/async.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "ficus/config.h"
+#include "ficus/log.h"
+#include "ficus/redis.h"
+
+ficus_redis_stats_slot_t ficus_redis_stats[FICUS_MAX_WORKERS];
+
+struct st_ficus_redis_t {
+    h2o_loop_t *loop;
+    ficus_redis_conf_t conf; /* a copy of the scalar settings (strings borrowed from nothing: see create) */
+    char *host, *unix_path, *password;
+    unsigned worker;
+    redisAsyncContext *ac;
+    h2o_socket_t *sock; /* wraps a dup() of ac's fd */
+    int write_armed;    /* notify_write is one-shot and asserts if armed twice */
+    int want_write;
+    int connected;
+    int destroyed;
+    size_t num_cmds; /* commands not yet freed (the client lives until they are) */
+    size_t in_flight;
+    unsigned consecutive_failures;
+    uint64_t breaker_open_until_ms;
+    int breaker_probe_in_flight;
+    uint64_t reconnect_at_ms, backoff_ms;
+    h2o_timeout_t cmd_timeout, connect_timeout, zero_timeout, tick_timeout;
+    h2o_timeout_entry_t connect_entry, tick_entry;
+};
+
+struct st_ficus_redis_cmd_t {
+    ficus_redis_t *r;
+    ficus_redis_cb cb;
+    void *data;
+    int delivered; /* the user callback ran, or was cancelled */
+    int in_hiredis;
+    int is_probe;
+    h2o_timeout_entry_t timer, defer;
+    const char *deferred_err;
+    uint64_t sent_at_us;
+    /* for the EVAL fallback */
+    const ficus_redis_script_t *script;
+    int argc;
+    char **argv;
+    size_t *argvlen;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- config ---- */
+
+int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_redis_conf_t **out)
+{
+    ficus_node_t *address, *password_file, *db, *connect_timeout, *command_timeout, *reconnect_min, *reconnect_max, *breaker;
+    if (ficus_conf_mapping(cc, node, "address:s",
+                           "password_file:s,db:s,connect_timeout:s,command_timeout:s,reconnect_min:s,reconnect_max:s,breaker:m",
+                           &address, &password_file, &db, &connect_timeout, &command_timeout, &reconnect_min, &reconnect_max,
+                           &breaker) != 0)
+        return -1;
+    ficus_redis_conf_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        ficus_fatal("no memory");
+    *out = c;
+    c->address = strdup(address->data.scalar.value);
+    const char *a = c->address;
+    if (strncmp(a, "unix:", 5) == 0) {
+        if (a[5] != '/')
+            return ficus_conf_error(cc, address, "unix socket address must be absolute: unix:/path/to/redis.sock");
+        c->unix_path = strdup(a + 5);
+    } else {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        char host[64];
+        if (ficus_parse_address(a, &ss, &len) != 0 || (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == 0))
+            return ficus_conf_error(cc, address, "redis address must be IP:PORT or unix:/path (got '%s'; no host names: they "
+                                                 "would be resolved synchronously)",
+                                    a);
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+            c->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+            c->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        c->host = strdup(host);
+    }
+    if (password_file != NULL) {
+        FILE *fp = fopen(password_file->data.scalar.value, "r");
+        if (fp == NULL)
+            return ficus_conf_error(cc, password_file, "cannot open '%s': %s", password_file->data.scalar.value, strerror(errno));
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        while (n != 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            --n;
+        buf[n] = '\0';
+        if (n == 0)
+            return ficus_conf_error(cc, password_file, "'%s' is empty", password_file->data.scalar.value);
+        c->password = strdup(buf);
+        OPENSSL_cleanse(buf, sizeof(buf));
+    }
+    uint64_t v;
+    if (db != NULL) {
+        if (ficus_conf_uint(cc, db, 0, 1000, &v) != 0)
+            return -1;
+        c->db = (unsigned)v;
+    }
+    c->connect_timeout_ms = 1000;
+    c->command_timeout_ms = 5;
+    c->reconnect_min_ms = 100;
+    c->reconnect_max_ms = 5000;
+    c->breaker_failures = 5;
+    c->breaker_open_ms = 1000;
+    if (connect_timeout != NULL && ficus_conf_duration(cc, connect_timeout, 1, 60000, &c->connect_timeout_ms) != 0)
+        return -1;
+    if (command_timeout != NULL && ficus_conf_duration(cc, command_timeout, 1, 60000, &c->command_timeout_ms) != 0)
+        return -1;
+    if (reconnect_min != NULL && ficus_conf_duration(cc, reconnect_min, 10, 600000, &c->reconnect_min_ms) != 0)
+        return -1;
+    if (reconnect_max != NULL && ficus_conf_duration(cc, reconnect_max, 10, 600000, &c->reconnect_max_ms) != 0)
+        return -1;
+    if (c->reconnect_min_ms > c->reconnect_max_ms)
+        return ficus_conf_error(cc, reconnect_min != NULL ? reconnect_min : reconnect_max, "reconnect_min must not exceed reconnect_max");
+    if (breaker != NULL) {
+        ficus_node_t *failures, *open_for;
+        if (ficus_conf_mapping(cc, breaker, "", "failures:s,open_for:s", &failures, &open_for) != 0)
+            return -1;
+        if (failures != NULL) {
+            if (ficus_conf_uint(cc, failures, 1, 1000, &v) != 0)
+                return -1;
+            c->breaker_failures = (unsigned)v;
+        }
+        if (open_for != NULL && ficus_conf_duration(cc, open_for, 10, 600000, &c->breaker_open_ms) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void ficus_redis_conf_free(ficus_redis_conf_t *c)
+{
+    if (c == NULL)
+        return;
+    free(c->address);
+    free(c->host);
+    free(c->unix_path);
+    if (c->password != NULL) {
+        OPENSSL_cleanse(c->password, strlen(c->password));
+        free(c->password);
+    }
+    free(c);
+}
+
+static int streq(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int ficus_redis_conf_same_server(const ficus_redis_conf_t *a, const ficus_redis_conf_t *b)
+{
+    return streq(a->host, b->host) && a->port == b->port && streq(a->unix_path, b->unix_path) && streq(a->password, b->password) &&
+           a->db == b->db;
+}
+
+/* ---- commands ---- */
+
+static void maybe_free_client(ficus_redis_t *r);
+
+static void cmd_free(ficus_redis_cmd_t *cmd)
+{
+    ficus_redis_t *r = cmd->r;
+    if (h2o_timeout_is_linked(&cmd->timer))
+        h2o_timeout_unlink(&cmd->timer);
+    if (h2o_timeout_is_linked(&cmd->defer))
+        h2o_timeout_unlink(&cmd->defer);
+    for (int i = 0; i < cmd->argc; ++i)
+        free(cmd->argv[i]);
+    free(cmd->argv);
+    free(cmd->argvlen);
+    free(cmd);
+    --r->num_cmds;
+    maybe_free_client(r);
+}
+
+static void on_deferred(h2o_timeout_entry_t *entry)
+{
+    ficus_redis_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(ficus_redis_cmd_t, defer, entry);
+    if (!cmd->delivered) {
+        cmd->delivered = 1;
+        cmd->cb(cmd->data, NULL, cmd->deferred_err);
+    }
+    if (!cmd->in_hiredis)
+        cmd_free(cmd);
+}
+
+static void defer_error(ficus_redis_cmd_t *cmd, const char *err)
+{
+    cmd->deferred_err = err;
+    cmd->defer.cb = on_deferred;
+    h2o_timeout_link(cmd->r->loop, &cmd->r->zero_timeout, &cmd->defer);
+}
+
+static void disconnect(ficus_redis_t *r, const char *why);
+
+static void record_failure(ficus_redis_t *r, const char *what)
+{
+    if (++r->consecutive_failures >= r->conf.breaker_failures && r->breaker_open_until_ms <= h2o_now(r->loop)) {
+        r->breaker_open_until_ms = h2o_now(r->loop) + r->conf.breaker_open_ms;
+        ficus_counter_add(&ficus_redis_stats[r->worker].breaker_opens, 1);
+        ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->conf.address, r->consecutive_failures,
+                   what, (unsigned long long)r->conf.breaker_open_ms);
+        if (r->ac != NULL)
+            disconnect(r, "circuit opened"); /* also discards a stalled pipeline */
+    }
+}
+
+static void on_cmd_timeout(h2o_timeout_entry_t *entry)
+{
+    ficus_redis_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(ficus_redis_cmd_t, timer, entry);
+    ficus_redis_t *r = cmd->r;
+    ficus_counter_add(&ficus_redis_stats[r->worker].timeouts, 1);
+    if (cmd->is_probe)
+        r->breaker_probe_in_flight = 0;
+    if (!cmd->delivered) {
+        cmd->delivered = 1;
+        cmd->cb(cmd->data, NULL, "timeout");
+    }
+    record_failure(r, "timeout"); /* may disconnect, which answers cmd through hiredis (in_hiredis → freed there) */
+}
+
+static int issue(ficus_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen);
+
+static int is_noscript(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 && memcmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
+{
+    ficus_redis_cmd_t *cmd = privdata;
+    ficus_redis_t *r = cmd->r;
+    redisReply *reply = _reply;
+    cmd->in_hiredis = 0;
+    --r->in_flight;
+    if (cmd->is_probe)
+        r->breaker_probe_in_flight = 0;
+    if (reply != NULL) {
+        r->consecutive_failures = 0;
+        ficus_counter_add(&ficus_redis_stats[r->worker].latency_sum_us, now_us() - cmd->sent_at_us);
+    }
+    if (!cmd->delivered && is_noscript(reply) && cmd->script != NULL && !r->destroyed) {
+        /* the script cache was emptied (restart, SCRIPT FLUSH): send the source once, transparently */
+        const char **argv = malloc(sizeof(char *) * (cmd->argc + 1));
+        size_t *argvlen = malloc(sizeof(size_t) * (cmd->argc + 1));
+        if (argv == NULL || argvlen == NULL)
+            ficus_fatal("no memory");
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = cmd->script->source;
+        argvlen[1] = strlen(cmd->script->source);
+        for (int i = 2; i < cmd->argc; ++i) {
+            argv[i] = cmd->argv[i];
+            argvlen[i] = cmd->argvlen[i];
+        }
+        cmd->script = NULL;
+        int rc = issue(cmd, cmd->argc, argv, argvlen);
+        free(argv);
+        free(argvlen);
+        if (rc == 0)
+            return;
+        reply = NULL;
+    }
+    if (h2o_timeout_is_linked(&cmd->timer))
+        h2o_timeout_unlink(&cmd->timer);
+    if (!cmd->delivered) {
+        if (reply == NULL) {
+            /* the connection went down with the command in flight: deliver on the next tick, never inside hiredis */
+            ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
+            defer_error(cmd, "disconnected");
+            return;
+        }
+        if (reply->type == REDIS_REPLY_ERROR)
+            ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
+        cmd->delivered = 1;
+        cmd->cb(cmd->data, reply, NULL);
+    }
+    if (!h2o_timeout_is_linked(&cmd->defer))
+        cmd_free(cmd);
+}
+
+static int issue(ficus_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen)
+{
+    ficus_redis_t *r = cmd->r;
+    if (r->ac == NULL || redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK)
+        return -1;
+    cmd->in_hiredis = 1;
+    ++r->in_flight;
+    cmd->sent_at_us = now_us();
+    if (!h2o_timeout_is_linked(&cmd->timer)) {
+        cmd->timer.cb = on_cmd_timeout;
+        h2o_timeout_link(r->loop, &r->cmd_timeout, &cmd->timer);
+    }
+    return 0;
+}
+
+static ficus_redis_cmd_t *start(ficus_redis_t *r, ficus_redis_cb cb, void *data, const ficus_redis_script_t *script, int argc,
+                                const char **argv, const size_t *argvlen)
+{
+    ficus_redis_cmd_t *cmd = calloc(1, sizeof(*cmd));
+    if (cmd == NULL)
+        ficus_fatal("no memory");
+    cmd->r = r;
+    cmd->cb = cb;
+    cmd->data = data;
+    ++r->num_cmds;
+    ficus_counter_add(&ficus_redis_stats[r->worker].commands, 1);
+    uint64_t now = h2o_now(r->loop);
+    int breaker_open = r->breaker_open_until_ms > now;
+    if (!breaker_open && r->consecutive_failures >= r->conf.breaker_failures) {
+        /* half-open: one probe at a time until a reply closes the circuit */
+        if (r->breaker_probe_in_flight)
+            breaker_open = 1;
+        else
+            cmd->is_probe = r->breaker_probe_in_flight = 1;
+    }
+    if (!r->connected || breaker_open || r->in_flight >= FICUS_REDIS_MAX_PENDING) {
+        if (cmd->is_probe)
+            r->breaker_probe_in_flight = 0;
+        ficus_counter_add(&ficus_redis_stats[r->worker].unavailable, 1);
+        defer_error(cmd, "unavailable");
+        return cmd;
+    }
+    if (script != NULL) {
+        /* keep a copy of the arguments for a possible EVAL retry */
+        cmd->script = script;
+        cmd->argc = argc;
+        cmd->argv = calloc(argc, sizeof(char *));
+        cmd->argvlen = calloc(argc, sizeof(size_t));
+        if (cmd->argv == NULL || cmd->argvlen == NULL)
+            ficus_fatal("no memory");
+        for (int i = 2; i < argc; ++i) {
+            if ((cmd->argv[i] = malloc(argvlen[i] + 1)) == NULL)
+                ficus_fatal("no memory");
+            memcpy(cmd->argv[i], argv[i], argvlen[i]);
+            cmd->argvlen[i] = argvlen[i];
+        }
+    }
+    if (issue(cmd, argc, argv, argvlen) != 0) {
+        ficus_counter_add(&ficus_redis_stats[r->worker].unavailable, 1);
+        defer_error(cmd, "unavailable");
+    }
+    return cmd;
+}
+
+ficus_redis_cmd_t *ficus_redis_command(ficus_redis_t *r, ficus_redis_cb cb, void *data, int argc, const char **argv,
+                                       const size_t *argvlen)
+{
+    return start(r, cb, data, NULL, argc, argv, argvlen);
+}
+
+ficus_redis_cmd_t *ficus_redis_eval(ficus_redis_t *r, const ficus_redis_script_t *script, int numkeys, int argc, const char **argv,
+                                    const size_t *argvlen, ficus_redis_cb cb, void *data)
+{
+    /* EVALSHA sha numkeys argv... */
+    const char *av[64];
+    size_t al[64];
+    char nk[16];
+    if (argc + 3 > 64)
+        ficus_fatal("redis script with too many arguments");
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = script->sha1;
+    al[1] = 40;
+    snprintf(nk, sizeof(nk), "%d", numkeys);
+    av[2] = nk;
+    al[2] = strlen(nk);
+    for (int i = 0; i != argc; ++i) {
+        av[i + 3] = argv[i];
+        al[i + 3] = argvlen[i];
+    }
+    return start(r, cb, data, script, argc + 3, av, al);
+}
+
+void ficus_redis_cancel(ficus_redis_cmd_t *cmd)
+{
+    cmd->delivered = 1;
+    if (h2o_timeout_is_linked(&cmd->timer))
+        h2o_timeout_unlink(&cmd->timer);
+    if (cmd->is_probe) {
+        cmd->r->breaker_probe_in_flight = 0;
+        cmd->is_probe = 0;
+    }
+    if (!cmd->in_hiredis)
+        cmd_free(cmd); /* only a deferred delivery was pending */
+    /* else: freed when hiredis answers or drops it */
+}
+
+void ficus_redis_script_init(ficus_redis_script_t *script)
+{
+    unsigned char md[20];
+    unsigned len = 20;
+    EVP_Digest(script->source, strlen(script->source), md, &len, EVP_sha1(), NULL);
+    for (int i = 0; i != 20; ++i)
+        sprintf(script->sha1 + i * 2, "%02x", md[i]);
+}
+
+/* ---- the event adapter ---- */
+
+static void on_readable(h2o_socket_t *sock, const char *err)
+{
+    ficus_redis_t *r = sock->data;
+    if (r->ac != NULL)
+        redisAsyncHandleRead(r->ac);
+}
+
+static void on_writable(h2o_socket_t *sock, const char *err)
+{
+    ficus_redis_t *r = sock->data;
+    r->write_armed = 0;
+    if (r->ac != NULL && r->want_write)
+        redisAsyncHandleWrite(r->ac);
+}
+
+static void ev_add_read(void *privdata)
+{
+    ficus_redis_t *r = privdata;
+    h2o_socket_read_start(r->sock, on_readable);
+}
+
+static void ev_del_read(void *privdata)
+{
+    ficus_redis_t *r = privdata;
+    h2o_socket_read_stop(r->sock);
+}
+
+static void ev_add_write(void *privdata)
+{
+    ficus_redis_t *r = privdata;
+    r->want_write = 1;
+    if (!r->write_armed) {
+        r->write_armed = 1;
+        h2o_socket_notify_write(r->sock, on_writable);
+    }
+}
+
+static void ev_del_write(void *privdata)
+{
+    ficus_redis_t *r = privdata;
+    r->want_write = 0; /* a notification already armed fires once and does nothing */
+}
+
+static void ev_cleanup(void *privdata)
+{
+    ficus_redis_t *r = privdata;
+    if (r->sock != NULL) {
+        h2o_socket_read_stop(r->sock);
+        h2o_socket_close(r->sock);
+        r->sock = NULL;
+    }
+    r->write_armed = 0;
+    r->want_write = 0;
+}
+
+/* ---- connection ---- */
+
+static void schedule_reconnect(ficus_redis_t *r)
+{
+    r->backoff_ms = r->backoff_ms == 0 ? r->conf.reconnect_min_ms : r->backoff_ms * 2;
+    if (r->backoff_ms > r->conf.reconnect_max_ms)
+        r->backoff_ms = r->conf.reconnect_max_ms;
+    r->reconnect_at_ms = h2o_now(r->loop) + r->backoff_ms;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    ficus_redis_t *r = ac->data;
+    if (h2o_timeout_is_linked(&r->connect_entry))
+        h2o_timeout_unlink(&r->connect_entry);
+    if (status != REDIS_OK) {
+        ficus_warn("redis %s: connect failed: %s", r->conf.address, ac->errstr);
+        /* hiredis frees the context after this callback */
+        r->ac = NULL;
+        schedule_reconnect(r);
+        return;
+    }
+    r->connected = 1;
+    r->backoff_ms = 0;
+    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 1, __ATOMIC_RELAXED);
+    ficus_info("redis %s: connected (worker %u)", r->conf.address, r->worker);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ficus_redis_t *r = ac->data;
+    if (r->ac == NULL)
+        return; /* we dropped it ourselves (disconnect()) */
+    if (h2o_timeout_is_linked(&r->connect_entry))
+        h2o_timeout_unlink(&r->connect_entry);
+    if (r->connected && !r->destroyed)
+        ficus_warn("redis %s: disconnected%s%s", r->conf.address, status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
+    r->connected = 0;
+    r->ac = NULL;
+    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
+    if (!r->destroyed)
+        schedule_reconnect(r);
+}
+
+static void on_auth_or_select(redisAsyncContext *ac, void *_reply, void *privdata)
+{
+    redisReply *reply = _reply;
+    ficus_redis_t *r = ac->data;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        ficus_error("redis %s: %s refused: %.*s", r->conf.address, (const char *)privdata, (int)reply->len, reply->str);
+}
+
+static void on_connect_timeout(h2o_timeout_entry_t *entry)
+{
+    ficus_redis_t *r = H2O_STRUCT_FROM_MEMBER(ficus_redis_t, connect_entry, entry);
+    ficus_warn("redis %s: connect timed out after %llums", r->conf.address, (unsigned long long)r->conf.connect_timeout_ms);
+    disconnect(r, "connect timeout");
+}
+
+static void connect_now(ficus_redis_t *r)
+{
+    r->reconnect_at_ms = 0;
+    redisAsyncContext *ac = r->unix_path != NULL ? redisAsyncConnectUnix(r->unix_path) : redisAsyncConnect(r->host, r->conf.port);
+    if (ac == NULL || ac->err) {
+        ficus_warn("redis %s: cannot connect: %s", r->conf.address, ac != NULL ? ac->errstr : "no memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    int fd = dup(ac->c.fd);
+    if (fd == -1) {
+        redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    ficus_counter_add(&ficus_redis_stats[r->worker].reconnects, 1);
+    r->ac = ac;
+    ac->data = r;
+    r->sock = h2o_evloop_socket_create(r->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    r->sock->data = r;
+    ac->ev.data = r;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* the connect completes when the socket becomes writable: hiredis asks for it on the first command; ask now */
+    ev_add_write(r);
+    if (r->password != NULL) {
+        const char *argv[] = {"AUTH", r->password};
+        size_t argvlen[] = {4, strlen(r->password)};
+        redisAsyncCommandArgv(ac, on_auth_or_select, "AUTH", 2, argv, argvlen);
+    }
+    if (r->conf.db != 0)
+        redisAsyncCommand(ac, on_auth_or_select, "SELECT", "SELECT %u", r->conf.db);
+    r->connect_entry.cb = on_connect_timeout;
+    h2o_timeout_link(r->loop, &r->connect_timeout, &r->connect_entry);
+}
+
+static void disconnect(ficus_redis_t *r, const char *why)
+{
+    if (r->ac == NULL)
+        return;
+    redisAsyncContext *ac = r->ac;
+    if (h2o_timeout_is_linked(&r->connect_entry))
+        h2o_timeout_unlink(&r->connect_entry);
+    if (r->connected && !r->destroyed)
+        ficus_warn("redis %s: dropping the connection: %s", r->conf.address, why);
+    r->ac = NULL;
+    r->connected = 0;
+    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
+    /* answers every pending command with NULL (→ "disconnected", delivered on the next tick) */
+    redisAsyncFree(ac);
+    if (!r->destroyed)
+        schedule_reconnect(r);
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    ficus_redis_t *r = H2O_STRUCT_FROM_MEMBER(ficus_redis_t, tick_entry, entry);
+    if (r->ac == NULL && !r->destroyed && r->reconnect_at_ms != 0 && h2o_now(r->loop) >= r->reconnect_at_ms)
+        connect_now(r);
+    if (!r->destroyed)
+        h2o_timeout_link(r->loop, &r->tick_timeout, &r->tick_entry);
+}
+
+ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *conf, unsigned worker_index)
+{
+    ficus_redis_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        ficus_fatal("no memory");
+    r->loop = loop;
+    r->conf = *conf;
+    r->conf.address = strdup(conf->address);
+    r->host = conf->host != NULL ? strdup(conf->host) : NULL;
+    r->unix_path = conf->unix_path != NULL ? strdup(conf->unix_path) : NULL;
+    r->password = conf->password != NULL ? strdup(conf->password) : NULL;
+    r->conf.host = r->conf.unix_path = r->conf.password = NULL; /* use the copies above */
+    r->worker = worker_index;
+    h2o_timeout_init(loop, &r->cmd_timeout, conf->command_timeout_ms);
+    h2o_timeout_init(loop, &r->connect_timeout, conf->connect_timeout_ms);
+    h2o_timeout_init(loop, &r->zero_timeout, 0);
+    h2o_timeout_init(loop, &r->tick_timeout, 50);
+    r->tick_entry.cb = on_tick;
+    h2o_timeout_link(loop, &r->tick_timeout, &r->tick_entry);
+    connect_now(r);
+    return r;
+}
+
+void ficus_redis_update(ficus_redis_t *r, const ficus_redis_conf_t *conf)
+{
+    /* same server: only durations and thresholds change; h2o timeouts of one duration keep their order when the
+     * duration changes, so updating the field in place is safe */
+    r->conf.command_timeout_ms = r->cmd_timeout.timeout = conf->command_timeout_ms;
+    r->conf.connect_timeout_ms = r->connect_timeout.timeout = conf->connect_timeout_ms;
+    r->conf.reconnect_min_ms = conf->reconnect_min_ms;
+    r->conf.reconnect_max_ms = conf->reconnect_max_ms;
+    r->conf.breaker_failures = conf->breaker_failures;
+    r->conf.breaker_open_ms = conf->breaker_open_ms;
+}
+
+int ficus_redis_is_available(ficus_redis_t *r)
+{
+    return r->connected && r->breaker_open_until_ms <= h2o_now(r->loop);
+}
+
+static void maybe_free_client(ficus_redis_t *r)
+{
+    if (!r->destroyed || r->num_cmds != 0 || r->ac != NULL)
+        return;
+    if (h2o_timeout_is_linked(&r->tick_entry))
+        h2o_timeout_unlink(&r->tick_entry);
+    h2o_timeout_dispose(r->loop, &r->cmd_timeout);
+    h2o_timeout_dispose(r->loop, &r->connect_timeout);
+    h2o_timeout_dispose(r->loop, &r->zero_timeout);
+    h2o_timeout_dispose(r->loop, &r->tick_timeout);
+    free(r->conf.address);
+    free(r->host);
+    free(r->unix_path);
+    if (r->password != NULL) {
+        OPENSSL_cleanse(r->password, strlen(r->password));
+        free(r->password);
+    }
+    free(r);
+}
+
+void ficus_redis_destroy(ficus_redis_t *r)
+{
+    r->destroyed = 1;
+    if (h2o_timeout_is_linked(&r->tick_entry))
+        h2o_timeout_unlink(&r->tick_entry);
+    disconnect(r, "client destroyed");
+    maybe_free_client(r);
+}
+
+/* ---- metrics ---- */
+
+void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers)
+{
+    uint64_t commands = 0, errors = 0, timeouts = 0, unavailable = 0, reconnects = 0, latency = 0, opens = 0, connected = 0;
+    for (unsigned w = 0; w != num_workers; ++w) {
+        ficus_redis_stats_slot_t *s = ficus_redis_stats + w;
+        commands += ficus_counter_get(&s->commands);
+        errors += ficus_counter_get(&s->errors);
+        timeouts += ficus_counter_get(&s->timeouts);
+        unavailable += ficus_counter_get(&s->unavailable);
+        reconnects += ficus_counter_get(&s->reconnects);
+        latency += ficus_counter_get(&s->latency_sum_us);
+        opens += ficus_counter_get(&s->breaker_opens);
+        connected += ficus_counter_get(&s->connected);
+    }
+    char *buf = h2o_mem_alloc_pool(pool, 2048);
+    int n = snprintf(buf, 2048,
+                     "# HELP ficus_redis_commands_total Redis commands (round trips) issued.\n# TYPE ficus_redis_commands_total counter\n"
+                     "ficus_redis_commands_total %llu\n"
+                     "# HELP ficus_redis_errors_total Redis error replies and dropped connections.\n# TYPE ficus_redis_errors_total counter\n"
+                     "ficus_redis_errors_total %llu\n"
+                     "# HELP ficus_redis_timeouts_total Redis commands past command_timeout.\n# TYPE ficus_redis_timeouts_total counter\n"
+                     "ficus_redis_timeouts_total %llu\n"
+                     "# HELP ficus_redis_unavailable_total Commands refused locally (not connected, circuit open, too many pending).\n"
+                     "# TYPE ficus_redis_unavailable_total counter\nficus_redis_unavailable_total %llu\n"
+                     "# HELP ficus_redis_connects_total Connection attempts.\n# TYPE ficus_redis_connects_total counter\n"
+                     "ficus_redis_connects_total %llu\n"
+                     "# HELP ficus_redis_latency_seconds_sum Sum of Redis round-trip times of answered commands.\n"
+                     "# TYPE ficus_redis_latency_seconds_sum counter\nficus_redis_latency_seconds_sum %.6f\n"
+                     "# HELP ficus_redis_breaker_opens_total Times the Redis circuit breaker opened.\n"
+                     "# TYPE ficus_redis_breaker_opens_total counter\nficus_redis_breaker_opens_total %llu\n"
+                     "# HELP ficus_redis_connected_workers Workers with a live Redis connection.\n"
+                     "# TYPE ficus_redis_connected_workers gauge\nficus_redis_connected_workers %llu\n",
+                     (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts,
+                     (unsigned long long)unavailable, (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens,
+                     (unsigned long long)connected);
+    *out = h2o_iovec_init(buf, n);
+}
