@@ -1,10 +1,12 @@
 """Access log: one JSON object per request on stdout with the contract's fields; no secrets anywhere in the logs."""
+import json
 import re
+import time
 import uuid
 
 import pytest
 
-from conftest import module_ficus
+from conftest import SLOW, module_ficus, wait_for
 
 CONFIG = """\
 server:
@@ -171,3 +173,49 @@ def test_no_secrets_in_logs(fx):
     everything = fx.stdout() + fx.stderr()
     assert token not in everything
     assert cookie not in everything
+
+
+def test_line_flushed_promptly(fx):
+    """The contract: a line reaches stdout at most ~200 ms after the request (checked with generous slack)."""
+    rid = new_id()
+    with fx.client() as c:
+        c.get("/ping", headers={"X-Request-Id": rid})
+    t0 = time.monotonic()
+    wait_for(lambda: rid in fx.stdout(), 5 * SLOW, interval=0.01, what="access log line")
+    took = time.monotonic() - t0
+    assert took < 1.0 * SLOW, f"access log line appeared {took:.2f}s after the response"
+
+
+OTHER = """\
+server:
+  workers: 2
+  listen:
+    - address: "127.0.0.1:$tls_port"
+      tls: { certificates: [{ cert: "$cert", key: "$key" }] }
+  access_log: $log
+routes:
+  - name: ping
+    match: { path: /ping }
+    respond: { status: 200, body: "pong", content_type: text/plain }
+"""
+
+
+def test_access_log_to_file(ficus_factory, tmp_path):
+    path = tmp_path / "access.log"
+    f = ficus_factory(OTHER, log=f'"{path}"')
+    rid = new_id()
+    with f.client() as c:
+        c.get("/ping", headers={"X-Request-Id": rid})
+    wait_for(lambda: path.exists() and rid in path.read_text(), 5 * SLOW, what="line in the access log file")
+    lines = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    assert [l["request_id"] for l in lines] == [rid]
+    assert rid not in f.stdout()
+
+
+def test_access_log_off(ficus_factory):
+    f = ficus_factory(OTHER, log='"off"')
+    rid = new_id()
+    with f.client() as c:
+        assert c.get("/ping", headers={"X-Request-Id": rid}).status_code == 200
+    time.sleep(0.5)
+    assert rid not in f.stdout() and rid not in f.stderr()

@@ -161,3 +161,37 @@ def test_check_repo_conf(conf, certs, tmp_path):
     r = run_ficus("-t", "-c", conf, cwd=cwd)
     assert r.returncode == 0, f"{conf}: exit {r.returncode}: {r.stderr}"
     assert "configuration OK" in r.stdout
+
+
+RELATIVE = """\
+server:
+  workers: 1
+  listen:
+    - address: "127.0.0.1:$tls_port"
+      tls:
+        certificates:
+          - cert: certs/site.crt  #<
+            key: certs/site.key
+routes:
+  - name: ping
+    match: { path: /ping }
+    respond: { status: 200, body: "pong", content_type: text/plain }
+"""
+
+
+def test_relative_paths_resolve_against_cwd(certs, tmp_path):
+    text = render(RELATIVE, certs, tmp_path)
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(text)
+    good = tmp_path / "good"
+    (good / "certs").mkdir(parents=True)
+    shutil.copy(certs.localhost[0], good / "certs" / "site.crt")
+    shutil.copy(certs.localhost[1], good / "certs" / "site.key")
+    r = run_ficus("-t", "-c", str(conf), cwd=str(good))
+    assert r.returncode == 0, r.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = run_ficus("-t", "-c", str(conf), cwd=str(elsewhere))
+    assert r.returncode == 1
+    line = [i + 1 for i, l in enumerate(text.splitlines()) if "#<" in l][0]
+    assert f"{conf}:{line}:" in r.stderr, r.stderr

@@ -99,7 +99,7 @@ routes:
     match: { path_prefix: /hdrs }
     headers:
       request: { set: { x-set: s1, x-over: new }, add: { x-add: a2 }, remove: [x-remove-me] }
-      response: { set: { x-resp-set: r1 }, remove: [x-upstream] }
+      response: { set: { x-resp-set: r1 }, add: { x-resp-add: r2 }, remove: [x-upstream] }
     to: a
   - name: rr
     match: { path_prefix: /rr }
@@ -482,6 +482,7 @@ def test_headers_plugin(client):
     assert "x-remove-me" not in h
     assert h["x-keep"] == "k"
     assert r.headers.get("x-resp-set") == "r1"
+    assert r.headers.get("x-resp-add") == "r2"
     assert "x-upstream" not in r.headers
     # other routes are untouched by this route's plugin
     r = client.get("/api/x", headers={"X-Remove-Me": "1"})

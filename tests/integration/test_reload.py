@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import IS_SANITIZED, SLOW, port_accepts
+from conftest import IS_SANITIZED, SLOW, h2_request, port_accepts, wait_for
 
 BASE = """\
 server:
@@ -59,6 +59,35 @@ def test_reload_good_file_changes_routing(ficus_factory):
     m = f.metrics()
     assert m.get("ficus_config_generation") == 2
     assert m.sum("ficus_config_reloads_total", result="success") == before + 1
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["h1", "h2"])
+def test_reload_while_request_in_flight(ficus_factory, http2):
+    """A request running on the old generation finishes there, even when the new one drops its upstream."""
+    f = ficus_factory(BASE, target="a")
+    result = {}
+
+    def slow():
+        try:
+            if http2:
+                status, _, body = h2_request(f.tls_port, f.certs.ca, "/r/_sleep/1000", timeout=20)
+            else:
+                with f.client() as c:
+                    r = c.get("/r/_sleep/1000")
+                    status, body = r.status_code, r.content
+            result["status"], result["upstream"] = status, json.loads(body)["upstream"]
+        except Exception as e:  # noqa: BLE001
+            result["exc"] = e
+
+    t = threading.Thread(target=slow, daemon=True)
+    t.start()
+    wait_for(lambda: (f.metrics().get("ficus_inflight_requests") or 0) >= 1, 5 * SLOW, what="request in flight")
+    f.values["target"] = "b"
+    res = f.reload(BASE.replace('  a: { endpoints: ["http://$echo_a"] }\n', ""))
+    assert res.ok, res
+    assert upstream_of(f) == "b"
+    t.join(20 * SLOW)
+    assert result == {"status": 200, "upstream": "a"}, result
 
 
 def test_reload_same_file_again(ficus_factory):
