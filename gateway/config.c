@@ -38,6 +38,15 @@ static char *xstrdup(const char *s)
     return p;
 }
 
+/* Strings ficus writes onto the wire (request line, Host, Location) must be visible ASCII without spaces. */
+static int has_unsafe_char(const char *s)
+{
+    for (; *s != '\0'; ++s)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return 1;
+    return 0;
+}
+
 static h2o_iovec_t iov_dup_lower(const char *s, size_t len)
 {
     char *p = xcalloc(1, len + 1);
@@ -53,7 +62,7 @@ int ficus_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *l
     memset(ss, 0, sizeof(*ss));
     if (s[0] == '[') {
         const char *end = strchr(s, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
+        if (end == NULL || end == s + 1 || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
             return -1;
         memcpy(host, s + 1, end - s - 1);
         host[end - s - 1] = '\0';
@@ -65,10 +74,15 @@ int ficus_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *l
         host[colon - s] = '\0';
         port_str = colon + 1;
     }
-    char *endp;
-    errno = 0;
-    long port = strtol(port_str, &endp, 10);
-    if (*port_str == '\0' || *endp != '\0' || errno != 0 || port < 1 || port > 65535)
+    long port = 0;
+    if (*port_str == '\0' || strlen(port_str) > 5)
+        return -1;
+    for (const char *p = port_str; *p != '\0'; ++p) {
+        if (*p < '0' || *p > '9')
+            return -1; /* digits only: no sign, no spaces */
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port > 65535)
         return -1;
     if (host[0] == '\0' || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
         struct sockaddr_in *sin = (void *)ss;
@@ -117,10 +131,15 @@ static int parse_cidr(const char *s, ficus_cidr_t *out)
     }
     out->prefix = max;
     if (slash != NULL) {
-        char *end;
-        errno = 0;
-        long p = strtol(slash + 1, &end, 10);
-        if (slash[1] == '\0' || *end != '\0' || errno != 0 || p < 0 || p > (long)max)
+        long p = 0;
+        if (slash[1] == '\0' || strlen(slash + 1) > 3)
+            return -1;
+        for (const char *c = slash + 1; *c != '\0'; ++c) {
+            if (*c < '0' || *c > '9')
+                return -1;
+            p = p * 10 + (*c - '0');
+        }
+        if (p > (long)max)
             return -1;
         out->prefix = (unsigned)p;
     }
@@ -333,6 +352,8 @@ static int load_endpoint(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_e
         return -1;
     const char *url = node->data.scalar.value;
     ep->url = xstrdup(url);
+    if (has_unsafe_char(url))
+        return ficus_conf_error(cc, node, "invalid endpoint '%s': spaces and control characters are not allowed", url);
     if (strncmp(url, "http://", 7) != 0)
         return ficus_conf_error(cc, node, "invalid endpoint '%s': only http://HOST:PORT upstreams are supported", url);
     const char *hp = url + 7, *end = hp + strlen(hp);
@@ -485,6 +506,8 @@ static int load_match(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_rout
         return ficus_conf_error(cc, path, "use either `path` (exact) or `path_prefix`, not both");
     const ficus_node_t *p = path != NULL ? path : path_prefix;
     if (p != NULL) {
+        if (has_unsafe_char(p->data.scalar.value))
+            return ficus_conf_error(cc, p, "path must not contain spaces or control characters (percent-encode them)");
         if (p->data.scalar.value[0] != '/')
             return ficus_conf_error(cc, p, "path must start with '/' (got '%s')", p->data.scalar.value);
         if (strchr(p->data.scalar.value, '?') != NULL)
@@ -534,8 +557,8 @@ static int load_prefix(ficus_conf_ctx_t *cc, const ficus_node_t *node, h2o_iovec
 {
     if (ficus_conf_expect(cc, node, FICUS_NODE_SCALAR) != 0)
         return -1;
-    if (node->data.scalar.value[0] != '/' || strchr(node->data.scalar.value, '?') != NULL)
-        return ficus_conf_error(cc, node, "prefix must start with '/' and have no query string (got '%s')",
+    if (node->data.scalar.value[0] != '/' || strchr(node->data.scalar.value, '?') != NULL || has_unsafe_char(node->data.scalar.value))
+        return ficus_conf_error(cc, node, "prefix must start with '/', have no query string, spaces or control characters (got '%s')",
                                 node->data.scalar.value);
     *out = h2o_strdup(NULL, node->data.scalar.value, node->data.scalar.len);
     return 0;
@@ -553,6 +576,8 @@ static int load_redirect(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_r
     }
     if (to->data.scalar.len == 0)
         return ficus_conf_error(cc, to, "redirect target must not be empty");
+    if (has_unsafe_char(to->data.scalar.value))
+        return ficus_conf_error(cc, to, "redirect target must not contain spaces or control characters (percent-encode them)");
     route->data.redirect.location_template = xstrdup(to->data.scalar.value);
     route->data.redirect.status = 302;
     if (status != NULL) {
@@ -760,6 +785,9 @@ static void config_free(ficus_config_t *c)
     for (size_t i = 0; i != c->num_routes; ++i)
         route_free(c->routes[i]);
     free(c->routes);
+    for (size_t i = 0; ficus_plugins[i] != NULL; ++i)
+        if (c->plugin_globals[i] != NULL && ficus_plugins[i]->global_dispose != NULL)
+            ficus_plugins[i]->global_dispose(c->plugin_globals[i]);
     for (size_t i = 0; i != c->num_upstreams; ++i) {
         ficus_upstream_conf_t *u = c->upstreams[i];
         if (u == NULL)
@@ -795,6 +823,46 @@ static void config_free(ficus_config_t *c)
     free(c);
 }
 
+static const char *const top_level_core_keys[] = {"server", "redis", "providers", "upstreams", "routes", NULL};
+
+static int check_top_level_keys(ficus_conf_ctx_t *cc, const ficus_node_t *root)
+{
+    if (ficus_conf_expect(cc, root, FICUS_NODE_MAPPING) != 0)
+        return -1;
+    for (size_t i = 0; i != root->data.mapping.size; ++i) {
+        const ficus_node_t *k = root->data.mapping.keys[i];
+        const char *name = k->data.scalar.value;
+        for (size_t j = 0; j != i; ++j)
+            if (strcmp(root->data.mapping.keys[j]->data.scalar.value, name) == 0)
+                return ficus_conf_error(cc, k, "duplicate key '%s' (first at line %u)", name, root->data.mapping.keys[j]->line);
+        int known = 0;
+        for (const char *const *c = top_level_core_keys; *c != NULL && !known; ++c)
+            known = strcmp(*c, name) == 0;
+        for (size_t p = 0; ficus_plugins[p] != NULL && !known; ++p)
+            known = ficus_plugins[p]->global_key != NULL && strcmp(ficus_plugins[p]->global_key, name) == 0 &&
+                    ficus_plugin_find(ficus_plugins[p]->name) != NULL;
+        if (!known) {
+            char allowed[512];
+            size_t off = 0;
+            for (const char *const *c = top_level_core_keys; *c != NULL; ++c)
+                off += snprintf(allowed + off, sizeof(allowed) - off, "%s%s", off == 0 ? "" : ", ", *c);
+            for (size_t p = 0; ficus_plugins[p] != NULL && off < sizeof(allowed); ++p)
+                if (ficus_plugins[p]->global_key != NULL && ficus_plugin_find(ficus_plugins[p]->name) != NULL)
+                    off += snprintf(allowed + off, sizeof(allowed) - off, ", %s", ficus_plugins[p]->global_key);
+            return ficus_conf_error(cc, k, "unknown key '%s'; expected one of: %s", name, allowed);
+        }
+    }
+    return 0;
+}
+
+void *ficus_config_plugin_global(const ficus_config_t *config, const ficus_plugin_t *plugin)
+{
+    for (size_t i = 0; ficus_plugins[i] != NULL; ++i)
+        if (ficus_plugins[i] == plugin)
+            return config->plugin_globals[i];
+    return NULL;
+}
+
 static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int dry_run, char *err, size_t errlen)
 {
     ficus_conf_ctx_t cc = {.filename = filename, .dry_run = dry_run};
@@ -806,11 +874,31 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
     gettimeofday(&tv, NULL);
     config->loaded_at = tv.tv_sec + tv.tv_usec / 1e6;
 
-    ficus_node_t *server, *upstreams, *routes, *providers, *redis;
     cc.config = config;
-    if (ficus_conf_mapping(&cc, root, "server:m,routes:a", "redis:m,providers:m,upstreams:m", &server, &routes, &redis, &providers,
-                           &upstreams) != 0)
+    if (check_top_level_keys(&cc, root) != 0)
         goto Error;
+    ficus_node_t *server = ficus_node_get(root, "server"), *routes = ficus_node_get(root, "routes"),
+                 *upstreams = ficus_node_get(root, "upstreams"), *providers = ficus_node_get(root, "providers"),
+                 *redis = ficus_node_get(root, "redis");
+    if (server == NULL || routes == NULL) {
+        ficus_conf_error(&cc, root, "missing required key '%s'", server == NULL ? "server" : "routes");
+        goto Error;
+    }
+    {
+        const struct {
+            const char *name;
+            const ficus_node_t *node;
+            ficus_node_type_t type;
+        } sections[] = {{"server", server, FICUS_NODE_MAPPING},      {"routes", routes, FICUS_NODE_SEQUENCE},
+                        {"upstreams", upstreams, FICUS_NODE_MAPPING}, {"providers", providers, FICUS_NODE_MAPPING},
+                        {"redis", redis, FICUS_NODE_MAPPING}};
+        for (size_t i = 0; i != sizeof(sections) / sizeof(sections[0]); ++i)
+            if (sections[i].node != NULL && sections[i].node->type != sections[i].type) {
+                ficus_conf_error(&cc, sections[i].node, "'%s' must be a %s, got a %s", sections[i].name,
+                                 ficus_node_type_name(sections[i].type), ficus_node_type_name(sections[i].node->type));
+                goto Error;
+            }
+    }
     if (load_server(&cc, server, config) != 0)
         goto Error;
     if (redis != NULL && ficus_redis_conf_load(&cc, redis, &config->redis) != 0)
@@ -819,6 +907,16 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
         goto Error;
     if (upstreams != NULL && load_upstreams(&cc, upstreams, config) != 0)
         goto Error;
+    for (size_t i = 0; ficus_plugins[i] != NULL; ++i) {
+        const ficus_plugin_t *p = ficus_plugins[i];
+        if (p->global_key == NULL || ficus_plugin_find(p->name) == NULL)
+            continue;
+        if (p->on_global_config(&cc, ficus_node_get(root, p->global_key), &config->plugin_globals[i]) != 0) {
+            if (cc.error[0] == '\0')
+                ficus_conf_error(&cc, root, "invalid `%s` section", p->global_key);
+            goto Error;
+        }
+    }
     if (load_routes(&cc, routes, config) != 0)
         goto Error;
     return config;

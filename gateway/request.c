@@ -192,8 +192,14 @@ static void do_redirect(ficus_req_t *r)
     h2o_iovec_t query = req->query_at != SIZE_MAX ? h2o_iovec_init(req->path.base + req->query_at, req->path.len - req->query_at)
                                                   : h2o_iovec_init("", 0);
     h2o_iovec_t host = host_without_port(req->authority);
-    size_t cap = strlen(t) + path.len + query.len + host.len + 1, len = 0;
-    char *out = h2o_mem_alloc_pool(&req->pool, cap);
+    /* every placeholder may appear several times: size the output for the worst case */
+    size_t placeholders = 0, len = 0;
+    for (const char *p = t; (p = strchr(p, '{')) != NULL; ++p)
+        ++placeholders;
+    size_t longest = path.len > query.len ? path.len : query.len;
+    if (host.len > longest)
+        longest = host.len;
+    char *out = h2o_mem_alloc_pool(&req->pool, strlen(t) + placeholders * longest + 1);
     while (*t != '\0') {
         h2o_iovec_t sub = {NULL, 0};
         size_t skip = 1;

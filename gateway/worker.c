@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "ficus/log.h"
+#include "ficus/plugin.h"
 #include "ficus/redis.h"
 #include "ficus/worker.h"
 
@@ -100,10 +101,18 @@ static void apply_redis(ficus_worker_t *w, const ficus_config_t *old, const ficu
         ficus_redis_update(w->redis, config->redis);
 }
 
+static void notify_plugins(ficus_worker_t *w, const ficus_config_t *config)
+{
+    for (size_t i = 0; ficus_plugins[i] != NULL; ++i)
+        if (ficus_plugins[i]->on_worker_generation != NULL)
+            ficus_plugins[i]->on_worker_generation(config->plugin_globals[i], w, config);
+}
+
 static void switch_config(ficus_worker_t *w, ficus_config_t *config)
 {
     ficus_wgen_t *old = w->current;
     apply_redis(w, old->config, config);
+    notify_plugins(w, config);
     w->current = wgen_create(w, config);
     apply_runtime_settings(w, config);
     if (w->access_log.fd != config->server.access_log_fd)
@@ -256,6 +265,7 @@ static void *worker_main(void *arg)
 {
     ficus_worker_t *w = arg;
     ficus_current_worker = w;
+    notify_plugins(w, w->current->config);
     while (!w->exited)
         h2o_evloop_run(w->loop, INT32_MAX);
     ficus_access_log_flush(&w->access_log);

@@ -415,7 +415,7 @@ FICUS_TEST(retain_release)
 FICUS_TEST(error_unknown_top_level_key)
 {
     /* the list names every top-level section (more may be added: only the ones every config knows are checked) */
-    fails_at(SERVER "routes: []\nroutez: []\n", 5, "unknown key 'routez'; expected one of: server, routes, ");
+    fails_at(SERVER "routes: []\nroutez: []\n", 5, "unknown key 'routez'; expected one of: server, ");
     fails_at(SERVER "routes: []\nroutez: []\n", 5, "upstreams");
 }
 
@@ -617,8 +617,8 @@ FICUS_TEST(error_strip_prefix)
     fails_at(BASE "  - name: r\n    respond: {}\n    preserve_host: true\n", 10, "apply only to `to` routes");
     fails_at(BASE "  - name: r\n    match: { path_prefix: /api }\n    to: app\n    strip_prefix: /v1\n", 11,
              "strip_prefix '/v1' is not a prefix of the matched path '/api'");
-    fails_at(BASE "  - name: r\n    to: app\n    strip_prefix: api\n", 10, "prefix must start with '/' and have no query string");
-    fails_at(BASE "  - name: r\n    to: app\n    add_prefix: /v2?x\n", 10, "prefix must start with '/' and have no query string");
+    fails_at(BASE "  - name: r\n    to: app\n    strip_prefix: api\n", 10, "prefix must start with '/'");
+    fails_at(BASE "  - name: r\n    to: app\n    add_prefix: /v2?x\n", 10, "prefix must start with '/'");
     fails_at(BASE "  - name: r\n    to: app\n    preserve_host: maybe\n", 10, "expected a boolean");
 }
 

@@ -158,6 +158,7 @@ typedef struct st_ficus_config_t {
     size_t num_upstreams;
     ficus_route_t **routes;
     size_t num_routes;
+    void *plugin_globals[32]; /* FICUS_MAX_PLUGINS, by index in ficus_plugins */
     h2o_iovec_t *identity_headers; /* set by ficus from verified identities: client copies are removed on every request */
     size_t num_identity_headers;
 } ficus_config_t;

@@ -20,6 +20,8 @@
 #include "ficus/conf.h"
 #include "ficus/req.h"
 
+#define FICUS_MAX_PLUGINS 32
+
 typedef enum enum_ficus_status_t {
     FICUS_CONTINUE = 0,
     FICUS_PAUSE,
@@ -38,7 +40,18 @@ struct st_ficus_plugin_t {
     void (*on_response)(void *conf, ficus_req_t *req);
     /** Nonzero: available only when the environment has FICUS_TEST_PLUGINS=1 (plugins used by the test suite). */
     int test_only;
+    /** A top-level section this plugin owns (e.g. "rate_limits"), or NULL. */
+    const char *global_key;
+    /** Validates the top-level section (node is NULL when the file has none) into *gconf (may stay NULL). 0 or -1.
+     * Runs before any route is loaded, so route sections can refer to it (ficus_config_plugin_global). */
+    int (*on_global_config)(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **gconf);
+    void (*global_dispose)(void *gconf);
+    /** Worker thread: a generation became this worker's current one (at start and after each reload). */
+    void (*on_worker_generation)(void *gconf, ficus_worker_t *w, const ficus_config_t *config);
 };
+
+/** The global conf a plugin built for this generation (NULL if none). */
+void *ficus_config_plugin_global(const ficus_config_t *config, const ficus_plugin_t *plugin);
 
 /** The compiled-in plugins, NULL-terminated, in phase order (gateway/plugins.c). */
 extern const ficus_plugin_t *const ficus_plugins[];
