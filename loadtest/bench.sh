@@ -195,21 +195,34 @@ up_requests() { # requests the upstream has served so far (stub_status: "accepts
     curl -fsS "http://127.0.0.1:$UP_PORT/_upstream_status" | awk 'NR == 3 { print $3 }'
 }
 
+core0_ticks() { # "busy total" ticks of CPU 0 (all processes) from /proc/stat
+    awk '$1 == "cpu0" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
+}
+
+other_on_core0() { # gateway-ticks-delta "busy0 total0" "busy1 total1": % of core 0 used by something else
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$2"
+    read -r b1 t1 <<<"$3"
+    awk -v g="$1" -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { o = t > 0 ? 100 * (b - g) / t : 0; printf "%.0f", o < 0 ? 0 : o }'
+}
+
 to_ms() { # wrk latency "812.00us" / "1.23ms" / "1.02s" -> ms
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000;
                            printf "%.2f", n }'
 }
 
 # Results per "gateway:protocol:round"; the report takes the median over rounds.
-declare -A RPS P50 P99 CPU BUSY ERR UPR
+declare -A RPS P50 P99 CPU BUSY ERR UPR OTHER
 run_h2() { # gateway round
-    local gw=$1 r=$2 out="$RUN/h2-$1-$2.out" reqlog="$RUN/h2-$1-$2.reqlog" t0 t1 u0 u1
+    local gw=$1 r=$2 out="$RUN/h2-$1-$2.out" reqlog="$RUN/h2-$1-$2.reqlog" t0 t1 u0 u1 c0 c1
     [ "$WARM" -gt 0 ] && taskset -c 1 h2load "${H2_OPTS[@]}" -D "$WARM" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
     u0=$(up_requests)
     t0=$(cpu_ticks)
+    c0=$(core0_ticks)
     taskset -c 1 h2load "${H2_OPTS[@]}" -D "$DUR" --log-file="$reqlog" "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
         die "h2load against $gw failed: $(tail -3 "$out")"
     t1=$(cpu_ticks)
+    c1=$(core0_ticks)
     u1=$(up_requests)
     grep -q 'Application protocol: h2' "$out" || die "h2load against $gw did not negotiate h2 ($out)"
     local done ok rps
@@ -227,16 +240,19 @@ run_h2() { # gateway round
     rm -f "$reqlog"
     CPU[$k]=$(awk -v d=$((t1 - t0)) -v n="$done" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
     BUSY[$k]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+    OTHER[$k]=$(other_on_core0 $((t1 - t0)) "$c0" "$c1")
 }
 
 run_h1() { # gateway round
-    local gw=$1 r=$2 out="$RUN/h1-$1-$2.out" t0 t1 u0 u1
+    local gw=$1 r=$2 out="$RUN/h1-$1-$2.out" t0 t1 u0 u1 c0 c1
     [ "$WARM" -gt 0 ] && taskset -c 1 wrk "${H1_OPTS[@]}" -d "${WARM}s" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
     u0=$(up_requests)
     t0=$(cpu_ticks)
+    c0=$(core0_ticks)
     taskset -c 1 wrk "${H1_OPTS[@]}" -d "${DUR}s" --latency "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
         die "wrk against $gw failed: $(tail -3 "$out")"
     t1=$(cpu_ticks)
+    c1=$(core0_ticks)
     u1=$(up_requests)
     local n rps non2xx sockerr
     n=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out")
@@ -252,9 +268,14 @@ run_h1() { # gateway round
     P99[$k]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
     CPU[$k]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
     BUSY[$k]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+    OTHER[$k]=$(other_on_core0 $((t1 - t0)) "$c0" "$c1")
 }
 
 MEASURED=($GATEWAYS)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${LOAD_BEFORE%% *}" 'BEGIN { exit !(l > 0.5) }'; then
+    log "WARNING: load average is $LOAD_BEFORE before the run: other work on this machine will skew the figures"
+fi
 for r in $(seq 1 "$ROUNDS"); do
     for gw in "${MEASURED[@]}"; do
         log "round $r/$ROUNDS: $gw: starting (core 0)"
@@ -267,6 +288,8 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # Median over rounds of each figure, stored under "gateway:protocol".
 median_of() { # array-name key
     local -n arr=$1
@@ -276,7 +299,7 @@ median_of() { # array-name key
 }
 for gw in "${MEASURED[@]}"; do
     for proto in h2 h1; do
-        for m in RPS:%.0f P50:%.2f P99:%.2f CPU:%.1f BUSY:%.0f UPR:%.2f; do
+        for m in RPS:%.0f P50:%.2f P99:%.2f CPU:%.1f BUSY:%.0f UPR:%.2f OTHER:%.0f; do
             declare -n ref=${m%%:*}
             ref[$gw:$proto]=$(printf "${m#*:}" "$(median_of "${m%%:*}" "$gw:$proto")")
             unset -n ref
@@ -299,18 +322,20 @@ report() {
     echo "- load: h2load ${H2_OPTS[*]} (TLS, h2) and wrk ${H1_OPTS[*]} (TLS, http/1.1), ${DUR}s each after a ${WARM}s warm-up;"
     echo "  $ROUNDS round(s), gateways taking turns; each figure is the median over rounds (errors: the sum);"
     echo "  gateway on core 0, load generator and upstream (nginx, return 200) share core 1"
+    echo "- load average (1/5/15 min) before the run: $LOAD_BEFORE, after: $LOAD_AFTER (the run itself adds about 2;"
+    echo "  a high figure before it means other work shared the cores)"
     echo
-    echo "| gateway | protocol | req/s | p50 ms | p99 ms | gateway CPU µs/req | CPU/req vs nginx | req/s vs nginx | gateway core busy | upstream req per req | errors |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| gateway | protocol | req/s | p50 ms | p99 ms | gateway CPU µs/req | CPU/req vs nginx | req/s vs nginx | gateway core busy | other work on core 0 | upstream req per req | errors |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     local proto gw k
     for proto in h2 h1; do
         for gw in "${MEASURED[@]}"; do
             k=$gw:$proto
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s | %s |\n' "$gw" \
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s | %s |\n' "$gw" \
                 "$([ $proto = h2 ] && echo "h2 (h2load)" || echo "http/1.1 (wrk)")" \
                 "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" \
                 "$(ratio "${CPU[$k]}" "${CPU[nginx:$proto]:-}")" "$(ratio "${RPS[$k]}" "${RPS[nginx:$proto]:-}")" \
-                "${BUSY[$k]}" "${UPR[$k]}" "${ERR[$k]}"
+                "${BUSY[$k]}" "${OTHER[$k]}" "${UPR[$k]}" "${ERR[$k]}"
         done
     done
     local n
@@ -318,7 +343,9 @@ report() {
     echo
     echo "p50/p99: h2 from h2load's per-request log (--log-file), http/1.1 from wrk --latency. errors: non-2xx"
     echo "responses plus failed/errored requests (h2load) or socket errors (wrk). gateway core busy: gateway CPU time"
-    echo "/ wall time (near 100%: the gateway was the bottleneck; well below: core 1, load generator + upstream, was)."
+    echo "/ wall time (near 100%: the gateway was the bottleneck; well below: core 1, load generator + upstream, was,"
+    echo "or other work took core 0). other work on core 0: core 0 busy time (/proc/stat) not spent by the gateway"
+    echo "(above a few %: something else ran on the gateway's core and the figures are skewed)."
 }
 
 if [ -n "$OUT" ]; then report | tee "$OUT"; else report; fi
