@@ -11,6 +11,7 @@
 #include "h2o/version.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
+#include "ficus/plugin.h"
 #include "ficus/provider.h"
 #include "ficus/redis.h"
 #include "ficus/server.h"
@@ -44,17 +45,26 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
                      (unsigned long long)ficus_metrics_reloads_success, (unsigned long long)ficus_metrics_reloads_failure,
                      (unsigned long long)s->generation, s->running->loaded_at, FICUS_VERSION, H2O_VERSION,
                      OpenSSL_version(OPENSSL_VERSION));
-    h2o_iovec_t providers, redis = {NULL, 0};
-    ficus_providers_render_metrics(&req->pool, &providers, s->num_workers);
+    h2o_iovec_t parts[3 + FICUS_MAX_PLUGINS];
+    size_t nparts = 0, total = 0;
+    parts[nparts++] = body;
+    parts[nparts++] = h2o_iovec_init(extra, n);
+    ficus_providers_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     if (s->running->redis != NULL)
-        ficus_redis_render_metrics(&req->pool, &redis, s->num_workers);
-    char *all = h2o_mem_alloc_pool(&req->pool, body.len + n + providers.len + redis.len);
-    memcpy(all, body.base, body.len);
-    memcpy(all + body.len, extra, n);
-    memcpy(all + body.len + n, providers.base, providers.len);
-    if (redis.len != 0)
-        memcpy(all + body.len + n + providers.len, redis.base, redis.len);
-    send_text(req, 200, "OK", "text/plain; version=0.0.4", h2o_iovec_init(all, body.len + n + providers.len + redis.len));
+        ficus_redis_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
+    for (size_t i = 0; ficus_plugins[i] != NULL; ++i)
+        if (ficus_plugins[i]->render_metrics != NULL)
+            ficus_plugins[i]->render_metrics(&req->pool, &parts[nparts++], s->num_workers);
+    for (size_t i = 0; i != nparts; ++i)
+        total += parts[i].len;
+    char *all = h2o_mem_alloc_pool(&req->pool, total + 1);
+    size_t off = 0;
+    for (size_t i = 0; i != nparts; ++i) {
+        if (parts[i].len != 0)
+            memcpy(all + off, parts[i].base, parts[i].len);
+        off += parts[i].len;
+    }
+    send_text(req, 200, "OK", "text/plain; version=0.0.4", h2o_iovec_init(all, total));
 }
 
 static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)

@@ -732,6 +732,7 @@ static int load_routes(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_con
         return -1;
     if (node->data.sequence.size > 10000)
         return ficus_conf_error(cc, node, "more than 10000 routes");
+    _Static_assert(sizeof(((ficus_req_t *)0)->plugin_data) / sizeof(void *) >= FICUS_MAX_PLUGINS / 2, "plugin slots");
     config->routes = xcalloc(node->data.sequence.size, sizeof(*config->routes));
     for (size_t i = 0; i != node->data.sequence.size; ++i) {
         config->routes[i] = xcalloc(1, sizeof(ficus_route_t));

@@ -8,6 +8,7 @@
  * end or client gone) and is the one place where the request is accounted and its generation reference dropped.
  * A paused request's pending resume is cancelled there too. */
 #include <ctype.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -23,6 +24,11 @@ static uint64_t now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void **ficus_req_plugin_slot(ficus_req_t *req)
+{
+    return &req->plugin_data[req->_current_plugin];
 }
 
 h2o_loop_t *ficus_req_loop(ficus_req_t *req)
@@ -78,6 +84,7 @@ void ficus_req_before_response(ficus_req_t *r)
     if (r->route != NULL) {
         for (size_t i = 0; i != r->route->num_plugins; ++i) {
             const ficus_plugin_instance_t *pi = r->route->plugins + i;
+            r->_current_plugin = i;
             if (pi->plugin->on_response != NULL)
                 pi->plugin->on_response(pi->conf, r);
         }
@@ -242,6 +249,7 @@ static void run_pipeline(ficus_req_t *r)
 {
     const ficus_route_t *route = r->route;
     while (r->_next_plugin < route->num_plugins) {
+        r->_current_plugin = r->_next_plugin;
         const ficus_plugin_instance_t *pi = route->plugins + r->_next_plugin++;
         if (pi->plugin->on_request == NULL)
             continue;
@@ -300,6 +308,8 @@ static void on_req_dispose(void *_r)
     ficus_metrics_record_request(r->route != NULL ? r->route->stats : ficus_metrics_no_route(), w->index, status, duration);
     if (r->config->server.access_log_fd >= 0)
         ficus_access_log_write(&w->access_log, r->config->server.access_log_fd, r);
+    if (r->claims != NULL)
+        json_decref(r->claims);
     --w->inflight;
     ficus_counter_add(&ficus_worker_stats[w->index].inflight, (uint64_t)-1);
     ficus_wgen_release(r->wgen);

@@ -46,6 +46,8 @@ struct st_ficus_plugin_t {
      * Runs before any route is loaded, so route sections can refer to it (ficus_config_plugin_global). */
     int (*on_global_config)(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **gconf);
     void (*global_dispose)(void *gconf);
+    /** Admin thread: appends the plugin's Prometheus series to *out (allocated from pool). May be NULL. */
+    void (*render_metrics)(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers);
     /** Worker thread: a generation became this worker's current one (at start and after each reload). */
     void (*on_worker_generation)(void *gconf, ficus_worker_t *w, const ficus_config_t *config);
 };

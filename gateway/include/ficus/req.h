@@ -29,8 +29,11 @@ struct st_ficus_req_t {
         uint64_t started_at_us, head_at_us;
     } upstream;
     int is_tls;
+    struct json_t *claims; /* verified identity claims (jansson object, a reference owned by the request), or NULL */
+    void *plugin_data[16]; /* per route plugin (by position in route->plugins): see ficus_req_plugin_slot */
     /* private */
     size_t _next_plugin;
+    size_t _current_plugin;
     int _responded;   /* a response head was started */
     int _completed;   /* the final body chunk was handed to H2O */
     int _paused;
@@ -43,6 +46,8 @@ void ficus_req_resume(ficus_req_t *req);
 void ficus_req_respond_error(ficus_req_t *req, int status, const char *code);
 /** Sends a local reply with the given body (copied) and content type. */
 void ficus_req_respond(ficus_req_t *req, int status, const char *content_type, h2o_iovec_t body);
+/** The per-request pointer slot of the plugin being run (in on_request, on_response and what they call). */
+void **ficus_req_plugin_slot(ficus_req_t *req);
 /** The loop of the worker running this request. */
 h2o_loop_t *ficus_req_loop(ficus_req_t *req);
 
