@@ -15,6 +15,7 @@ import pytest
 from conftest import SLOW, h2_request, module_ficus, wait_for
 
 DELAY_MS = 300
+TIMER_SLACK_MS = 25
 
 CONFIG = """\
 server:
@@ -143,7 +144,9 @@ def test_pause_with_cancellations(fx, certs):
     assert len(completed) == 50 + 40
     bad = [c for c in completed if c[0] != 200]
     assert not bad, f"non-200 answers: {bad[:10]}"
-    early = [t for _, t in completed if t < DELAY_MS / 1000 - 0.01]
+    # slack: h2o timers count from the event loop's cached clock, which lags the wall clock by the time the loop
+    # iteration has been running (tens of ms with 200 connections arriving at once under ASan)
+    early = [t for _, t in completed if t < (DELAY_MS - TIMER_SLACK_MS) / 1000]
     assert not early, f"{len(early)} answered before the {DELAY_MS} ms pause: {sorted(early)[:5]}"
     # ficus is healthy, nothing is stuck in flight, and the route still works
     status, _, body = fx.admin_get("/healthz")
@@ -152,7 +155,7 @@ def test_pause_with_cancellations(fx, certs):
     with fx.client(http2=True) as c:
         t0 = time.monotonic()
         r = c.get("/delay/after")
-        assert r.status_code == 200 and time.monotonic() - t0 >= DELAY_MS / 1000 - 0.01
+        assert r.status_code == 200 and time.monotonic() - t0 >= (DELAY_MS - TIMER_SLACK_MS) / 1000
 
 
 def test_pause_then_shutdown(ficus_factory):
