@@ -257,6 +257,7 @@ def test_reload_during_load_no_failed_request(ficus_factory):
         for t in threads:
             t.join(30 * SLOW)
     took = time.monotonic() - t0
+    print(f"{stats['ok'] + stats['failed']} requests, {len(reloads)} reloads in {took:.1f}s")
     bad = [r for r in reloads if not r.ok]
     assert not bad, bad
     total = stats["ok"] + stats["failed"]
@@ -295,5 +296,6 @@ def test_rss_bounded_over_100_reloads(ficus_factory, certs):
         rss_end = f.rss_kib()
         took = time.monotonic() - t0
     limit = max(rss_warm * 1.2, rss_warm + 8 * 1024)
+    print(f"VmRSS after 10 reloads {rss_warm} KiB, after 100 {rss_end} KiB; 100 reloads in {took:.1f}s")
     assert rss_end <= limit, f"VmRSS grew from {rss_warm} KiB to {rss_end} KiB over 90 reloads (limit {limit:.0f} KiB)"
     assert took < 120 * SLOW, f"100 reloads took {took:.0f}s"
