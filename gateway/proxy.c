@@ -77,7 +77,7 @@ static int is_hop_by_hop(const h2o_iovec_t *name, const h2o_req_t *req)
             const char *tok = p;
             while (p < end && *p != ',' && *p != ' ' && *p != '\t')
                 ++p;
-            if (p > tok && h2o_lcstris(name->base, name->len, tok, p - tok))
+            if (p > tok && h2o_lcstris(tok, p - tok, name->base, name->len)) /* name is lowercase, the token any case */
                 return 1;
         }
     }
@@ -411,7 +411,7 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
         } else if (is_timeout) {
             fail(p, 504, "gateway_timeout", "upstream_connect_timeout");
         } else {
-            fail(p, 502, "bad_gateway", "upstream_connect_failed");
+            fail(p, 502, "bad_gateway", errstr == h2o_socket_error_conn_fail ? "upstream_connect_refused" : "upstream_connect_failed");
         }
         return NULL;
     }
