@@ -375,17 +375,63 @@ void ficus_provider_release(ficus_provider_t *p)
     if (__atomic_sub_fetch(&p->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     /* no config and no message refers to it any more: no worker can touch its slots */
-    for (size_t i = 0; i != FICUS_MAX_WORKERS; ++i)
+    for (size_t i = 0; i != FICUS_MAX_WORKERS; ++i) {
         if (p->slots[i].keys != NULL)
             ficus_jwks_release(p->slots[i].keys);
+        ficus_provider_meta_release(p->slots[i].meta);
+    }
     if (p->keys != NULL)
         ficus_jwks_release(p->keys);
+    ficus_provider_meta_release(p->meta);
     free(p->name);
     free(p->identity);
     free(p);
 }
 
 /* ---- publishing to workers ---- */
+
+static uint64_t keys_version_counter;
+
+void ficus_provider_meta_release(ficus_provider_meta_t *meta)
+{
+    if (meta == NULL || __atomic_sub_fetch(&meta->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    free(meta->authorization_endpoint);
+    free(meta->token_endpoint);
+    free(meta->end_session_endpoint);
+    free(meta);
+}
+
+typedef struct st_meta_msg_t {
+    ficus_provider_t *p;
+    ficus_provider_meta_t *meta;
+} meta_msg_t;
+
+static void on_publish_meta(ficus_worker_t *w, void *arg)
+{
+    meta_msg_t *msg = arg;
+    ficus_provider_slot_t *slot = msg->p->slots + w->index;
+    ficus_provider_meta_release(slot->meta);
+    slot->meta = msg->meta;
+    ficus_provider_release(msg->p);
+    free(msg);
+}
+
+static void publish_meta(ficus_provider_t *p, ficus_provider_meta_t *meta)
+{
+    ficus_provider_meta_release(p->meta);
+    p->meta = meta; /* the caller's reference moves here */
+    for (unsigned i = 0; i != ficus_server.num_workers; ++i) {
+        meta_msg_t *msg = calloc(1, sizeof(*msg));
+        if (msg == NULL)
+            ficus_fatal("no memory");
+        ficus_provider_retain(p);
+        __atomic_add_fetch(&meta->refcnt, 1, __ATOMIC_RELAXED);
+        msg->p = p;
+        msg->meta = meta;
+        ficus_worker_post(ficus_server.workers + i, on_publish_meta, msg);
+    }
+}
 
 typedef struct st_publish_msg_t {
     ficus_provider_t *p;
@@ -416,7 +462,7 @@ static void on_publish(ficus_worker_t *w, void *arg)
         if (slot->keys != NULL)
             ficus_jwks_release(slot->keys);
         slot->keys = msg->keys;
-        ++slot->keys_version;
+        slot->keys_version = __atomic_add_fetch(&keys_version_counter, 1, __ATOMIC_RELAXED);
     }
     if (msg->refetch_done) {
         slot->refetch_pending = 0;
@@ -601,6 +647,19 @@ static void on_discovery(void *data, const char *errstr, const ficus_fetch_respo
     }
     free(f->jwks_uri);
     f->jwks_uri = xstrdup(jwks_uri);
+    const char *authz = json_string_value(json_object_get(doc, "authorization_endpoint")),
+               *token = json_string_value(json_object_get(doc, "token_endpoint")),
+               *end_session = json_string_value(json_object_get(doc, "end_session_endpoint"));
+    if (authz != NULL && token != NULL) {
+        ficus_provider_meta_t *meta = calloc(1, sizeof(*meta));
+        if (meta == NULL)
+            ficus_fatal("no memory");
+        meta->refcnt = 1;
+        meta->authorization_endpoint = xstrdup(authz);
+        meta->token_endpoint = xstrdup(token);
+        meta->end_session_endpoint = end_session != NULL ? xstrdup(end_session) : NULL;
+        publish_meta(f->p, meta);
+    }
     json_decref(doc);
     start_fetch(f);
 }

@@ -506,6 +506,8 @@ static int check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int ma
     if (ok) {
         count(conf, r, 0);
         forward_claims(conf, r, claims);
+        if (r->claims == NULL)
+            r->claims = json_incref(claims); /* for later plugins (rate limit keys); released when the request ends */
     }
     json_decref(claims);
     if (!ok) {

@@ -64,10 +64,21 @@ typedef enum enum_ficus_provider_state_t {
     FICUS_PROVIDER_STALE, /* last refresh failed; serving the last good set */
 } ficus_provider_state_t;
 
+/* Endpoints from the provider's discovery document (OIDC Discovery 1.0), immutable and refcounted. */
+typedef struct st_ficus_provider_meta_t {
+    int refcnt; /* atomic */
+    char *authorization_endpoint;
+    char *token_endpoint;
+    char *end_session_endpoint; /* NULL when the provider has none */
+} ficus_provider_meta_t;
+
+void ficus_provider_meta_release(ficus_provider_meta_t *meta);
+
 /* A worker's view of a provider: only that worker touches it. */
 typedef struct st_ficus_provider_slot_t {
     ficus_jwks_t *keys;     /* worker's reference, NULL when none */
-    uint64_t keys_version;  /* bumps on each new set (token caches key on it) */
+    uint64_t keys_version;  /* process-unique id of the set (token caches key on it) */
+    ficus_provider_meta_t *meta; /* worker's reference to the discovery endpoints, NULL until discovered */
     h2o_linklist_t waiters; /* ficus_provider_waiter_t waiting for a forced refetch */
     size_t num_waiters;
     int refetch_pending;
@@ -100,6 +111,7 @@ struct st_ficus_provider_t {
     /* control thread only */
     ficus_provider_fetcher_t *fetcher; /* NULL when inactive */
     ficus_jwks_t *keys;                /* the control thread's reference to the current set */
+    ficus_provider_meta_t *meta;       /* the control thread's reference to the discovered endpoints */
     ficus_provider_state_t state;
     double keys_at;                    /* unix time the current set was obtained */
     uint64_t fetch_success, fetch_failure, forced_refetches;
