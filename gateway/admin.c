@@ -73,7 +73,8 @@ static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        send_text(req, 405, "Method Not Allowed", "application/json", h2o_iovec_init(H2O_STRLIT("{\"error\":\"method_not_allowed\"}\n")));
+        send_text(req, 405, "Method Not Allowed", "application/json",
+                  h2o_iovec_init(H2O_STRLIT("{\"error\":\"method_not_allowed\"}\n")));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
         send_text(req, 200, "OK", "text/plain", h2o_iovec_init(H2O_STRLIT("ok\n")));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
@@ -83,7 +84,8 @@ static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
         char *buf = h2o_mem_alloc_pool(&req->pool, cap);
         int n = snprintf(buf, cap, "{\"status\":\"%s\",\"generation\":%llu,\"providers\":{%.*s}}\n",
                          s->draining ? "draining" : "ready", (unsigned long long)s->generation, (int)providers.len, providers.base);
-        send_text(req, s->draining ? 503 : 200, s->draining ? "Service Unavailable" : "OK", "application/json", h2o_iovec_init(buf, n));
+        send_text(req, s->draining ? 503 : 200, s->draining ? "Service Unavailable" : "OK", "application/json",
+                  h2o_iovec_init(buf, n));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
         render_metrics(req, s);
     } else {

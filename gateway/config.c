@@ -229,7 +229,8 @@ static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_con
             return -1;
         for (size_t j = 0; j != i; ++j)
             if (config->server.listeners[j].addrlen == config->server.listeners[i].addrlen &&
-                memcmp(&config->server.listeners[j].addr, &config->server.listeners[i].addr, config->server.listeners[i].addrlen) == 0)
+                memcmp(&config->server.listeners[j].addr, &config->server.listeners[i].addr, config->server.listeners[i].addrlen) ==
+                    0)
                 return ficus_conf_error(cc, listen->data.sequence.elements[i], "duplicate listen address '%s'",
                                         config->server.listeners[i].address);
     }
@@ -403,8 +404,8 @@ static int load_upstream(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
 {
     ficus_node_t *endpoints, *connect_timeout, *timeout, *max_connections, *keepalive_timeout;
     u->name = xstrdup(name->data.scalar.value);
-    if (ficus_conf_mapping(cc, node, "endpoints:a", "connect_timeout:s,timeout:s,max_connections:s,keepalive_timeout:s",
-                           &endpoints, &connect_timeout, &timeout, &max_connections, &keepalive_timeout) != 0)
+    if (ficus_conf_mapping(cc, node, "endpoints:a", "connect_timeout:s,timeout:s,max_connections:s,keepalive_timeout:s", &endpoints,
+                           &connect_timeout, &timeout, &max_connections, &keepalive_timeout) != 0)
         return -1;
     if (endpoints->data.sequence.size == 0)
         return ficus_conf_error(cc, endpoints, "upstream '%s' needs at least one endpoint", u->name);
@@ -481,8 +482,8 @@ static int is_token_char(int c)
 static int load_match(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_route_match_t *m)
 {
     ficus_node_t *host, *path, *path_prefix, *methods, *headers;
-    if (ficus_conf_mapping(cc, node, "", "host:s,path:s,path_prefix:s,methods:a,headers:a", &host, &path, &path_prefix,
-                           &methods, &headers) != 0)
+    if (ficus_conf_mapping(cc, node, "", "host:s,path:s,path_prefix:s,methods:a,headers:a", &host, &path, &path_prefix, &methods,
+                           &headers) != 0)
         return -1;
     if (host != NULL) {
         const char *h = host->data.scalar.value;
@@ -528,8 +529,7 @@ static int load_match(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_rout
                 return ficus_conf_error(cc, e, "invalid method '%s'", e->data.scalar.value);
             for (const char *c = e->data.scalar.value; *c != '\0'; ++c)
                 if (!(isupper((unsigned char)*c) || *c == '-' || *c == '_'))
-                    return ficus_conf_error(cc, e, "invalid method '%s' (methods are upper case, e.g. GET)",
-                                            e->data.scalar.value);
+                    return ficus_conf_error(cc, e, "invalid method '%s' (methods are upper case, e.g. GET)", e->data.scalar.value);
             m->methods[i] = xstrdup(e->data.scalar.value);
         }
     }
@@ -557,8 +557,10 @@ static int load_prefix(ficus_conf_ctx_t *cc, const ficus_node_t *node, h2o_iovec
 {
     if (ficus_conf_expect(cc, node, FICUS_NODE_SCALAR) != 0)
         return -1;
-    if (node->data.scalar.value[0] != '/' || strchr(node->data.scalar.value, '?') != NULL || has_unsafe_char(node->data.scalar.value))
-        return ficus_conf_error(cc, node, "prefix must start with '/', have no query string, spaces or control characters (got '%s')",
+    if (node->data.scalar.value[0] != '/' || strchr(node->data.scalar.value, '?') != NULL ||
+        has_unsafe_char(node->data.scalar.value))
+        return ficus_conf_error(cc, node,
+                                "prefix must start with '/', have no query string, spaces or control characters (got '%s')",
                                 node->data.scalar.value);
     *out = h2o_strdup(NULL, node->data.scalar.value, node->data.scalar.len);
     return 0;
@@ -600,17 +602,18 @@ static int load_respond(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_ro
     if (status != NULL && ficus_conf_uint(cc, status, 200, 599, &s) != 0)
         return -1;
     route->data.respond.status = (int)s;
-    route->data.respond.body = body != NULL ? h2o_strdup(NULL, body->data.scalar.value, body->data.scalar.len)
-                                            : h2o_strdup(NULL, "", 0);
-    route->data.respond.content_type = xstrdup(content_type != NULL ? content_type->data.scalar.value : "text/plain; charset=utf-8");
+    route->data.respond.body =
+        body != NULL ? h2o_strdup(NULL, body->data.scalar.value, body->data.scalar.len) : h2o_strdup(NULL, "", 0);
+    route->data.respond.content_type =
+        xstrdup(content_type != NULL ? content_type->data.scalar.value : "text/plain; charset=utf-8");
     for (const char *c = route->data.respond.content_type; *c != '\0'; ++c)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             return ficus_conf_error(cc, content_type, "invalid character in content_type");
     return 0;
 }
 
-static const char *const route_core_keys[] = {"name", "match", "to", "redirect", "respond", "strip_prefix", "add_prefix",
-                                              "preserve_host", NULL};
+static const char *const route_core_keys[] = {"name",       "match",         "to", "redirect", "respond", "strip_prefix",
+                                              "add_prefix", "preserve_host", NULL};
 
 static int is_core_route_key(const char *k)
 {
@@ -683,9 +686,9 @@ static int load_route(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_conf
         if (strip != NULL) {
             if (load_prefix(cc, strip, &route->data.proxy.strip_prefix) != 0)
                 return -1;
-            if (route->match.path.base != NULL && !(route->match.path.len >= route->data.proxy.strip_prefix.len &&
-                                                    memcmp(route->match.path.base, route->data.proxy.strip_prefix.base,
-                                                           route->data.proxy.strip_prefix.len) == 0))
+            if (route->match.path.base != NULL &&
+                !(route->match.path.len >= route->data.proxy.strip_prefix.len &&
+                  memcmp(route->match.path.base, route->data.proxy.strip_prefix.base, route->data.proxy.strip_prefix.len) == 0))
                 return ficus_conf_error(cc, strip, "strip_prefix '%s' is not a prefix of the matched path '%s'",
                                         route->data.proxy.strip_prefix.base, route->match.path.base);
         }
@@ -890,8 +893,10 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
             const char *name;
             const ficus_node_t *node;
             ficus_node_type_t type;
-        } sections[] = {{"server", server, FICUS_NODE_MAPPING},      {"routes", routes, FICUS_NODE_SEQUENCE},
-                        {"upstreams", upstreams, FICUS_NODE_MAPPING}, {"providers", providers, FICUS_NODE_MAPPING},
+        } sections[] = {{"server", server, FICUS_NODE_MAPPING},
+                        {"routes", routes, FICUS_NODE_SEQUENCE},
+                        {"upstreams", upstreams, FICUS_NODE_MAPPING},
+                        {"providers", providers, FICUS_NODE_MAPPING},
                         {"redis", redis, FICUS_NODE_MAPPING}};
         for (size_t i = 0; i != sizeof(sections) / sizeof(sections[0]); ++i)
             if (sections[i].node != NULL && sections[i].node->type != sections[i].type) {

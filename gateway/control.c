@@ -168,7 +168,10 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     ficus_providers_activate(config);
     for (size_t i = 0; i != config->server.num_listeners; ++i) {
         const ficus_listener_conf_t *l = config->server.listeners + i;
-        ficus_info("listening on %s (%s)", l->address, l->tls != NULL ? "tls" : l->redirect_https_port != 0 ? "redirect to https" : "plain");
+        ficus_info("listening on %s (%s)", l->address,
+                   l->tls != NULL                ? "tls"
+                   : l->redirect_https_port != 0 ? "redirect to https"
+                                                 : "plain");
     }
     ficus_info("ficus %s started: %u workers, generation 1 from %s", FICUS_VERSION, s->num_workers, s->config_path);
 
@@ -187,4 +190,3 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
         }
     }
 }
-

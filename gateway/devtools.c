@@ -29,11 +29,10 @@ static char *read_file(const char *path, size_t *len)
 
 int ficus_devtool_token(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"key", required_argument, NULL, 'k'}, {"sub", required_argument, NULL, 's'},
-                                             {"scope", required_argument, NULL, 'o'}, {"kid", required_argument, NULL, 'i'},
-                                             {"iss", required_argument, NULL, 'I'}, {"aud", required_argument, NULL, 'a'},
-                                             {"ttl", required_argument, NULL, 't'}, {"claim", required_argument, NULL, 'c'},
-                                             {NULL}};
+    static const struct option longopts[] = {
+        {"key", required_argument, NULL, 'k'}, {"sub", required_argument, NULL, 's'},   {"scope", required_argument, NULL, 'o'},
+        {"kid", required_argument, NULL, 'i'}, {"iss", required_argument, NULL, 'I'},   {"aud", required_argument, NULL, 'a'},
+        {"ttl", required_argument, NULL, 't'}, {"claim", required_argument, NULL, 'c'}, {NULL}};
     const char *key_path = "certs-dev/dev-jwt.key", *sub = "alice", *scope = NULL, *kid = "dev", *iss = "https://idp.ficus.dev/",
                *aud = "api://ficus-demo";
     long ttl = 3600;
@@ -43,13 +42,27 @@ int ficus_devtool_token(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'k': key_path = optarg; break;
-        case 's': sub = optarg; break;
-        case 'o': scope = optarg; break;
-        case 'i': kid = optarg; break;
-        case 'I': iss = optarg; break;
-        case 'a': aud = optarg; break;
-        case 't': ttl = atol(optarg); break;
+        case 'k':
+            key_path = optarg;
+            break;
+        case 's':
+            sub = optarg;
+            break;
+        case 'o':
+            scope = optarg;
+            break;
+        case 'i':
+            kid = optarg;
+            break;
+        case 'I':
+            iss = optarg;
+            break;
+        case 'a':
+            aud = optarg;
+            break;
+        case 't':
+            ttl = atol(optarg);
+            break;
         case 'c':
             if (num_claims == 16 || strchr(optarg, '=') == NULL) {
                 fprintf(stderr, "ficus token: --claim NAME=VALUE (at most 16)\n");
@@ -58,8 +71,9 @@ int ficus_devtool_token(int argc, char **argv)
             claims[num_claims++] = optarg;
             break;
         default:
-            fprintf(stderr, "Usage: ficus token [--key PEM] [--sub S] [--scope 'a b'] [--kid K] [--iss I] [--aud A] [--ttl SECONDS] "
-                            "[--claim NAME=VALUE]...\n");
+            fprintf(stderr,
+                    "Usage: ficus token [--key PEM] [--sub S] [--scope 'a b'] [--kid K] [--iss I] [--aud A] [--ttl SECONDS] "
+                    "[--claim NAME=VALUE]...\n");
             return 2;
         }
     }
@@ -134,7 +148,8 @@ int ficus_devtool_jwks(int argc, char **argv)
         return 1;
     }
     char *n64 = b64_bn(n), *e64 = b64_bn(e);
-    printf("{\"keys\":[{\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"%s\",\"n\":\"%s\",\"e\":\"%s\"}]}\n", kid, n64, e64);
+    printf("{\"keys\":[{\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"%s\",\"n\":\"%s\",\"e\":\"%s\"}]}\n", kid, n64,
+           e64);
     free(n64);
     free(e64);
     BN_free(n);

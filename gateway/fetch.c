@@ -81,7 +81,8 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
 static int64_t parse_max_age(h2o_iovec_t v)
 {
     /* Cache-Control: no-store / no-cache → 0; max-age=N → N; else -1 */
-    if (h2o_strstr(v.base, v.len, H2O_STRLIT("no-store")) != SIZE_MAX || h2o_strstr(v.base, v.len, H2O_STRLIT("no-cache")) != SIZE_MAX)
+    if (h2o_strstr(v.base, v.len, H2O_STRLIT("no-store")) != SIZE_MAX ||
+        h2o_strstr(v.base, v.len, H2O_STRLIT("no-cache")) != SIZE_MAX)
         return 0;
     size_t at = h2o_strstr(v.base, v.len, H2O_STRLIT("max-age="));
     if (at == SIZE_MAX)

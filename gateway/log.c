@@ -17,8 +17,8 @@ int ficus_log_timestamp(char *buf, unsigned long bufsize)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    return snprintf(buf, bufsize, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                    tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    return snprintf(buf, bufsize, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
 static void vlog(ficus_log_level_t level, const char *fmt, va_list args)

@@ -7,7 +7,7 @@
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 
-const uint64_t ficus_metrics_latency_bounds_us[FICUS_LATENCY_BUCKETS] = {1000,   2500,   5000,    10000,   25000,   50000,
+const uint64_t ficus_metrics_latency_bounds_us[FICUS_LATENCY_BUCKETS] = {1000,   2500,   5000,   10000,   25000,   50000,
                                                                          100000, 250000, 500000, 1000000, 2500000, 10000000};
 const char *const ficus_upstream_error_names[FICUS_UPSTREAM_ERR__COUNT] = {"connect", "timeout", "reset", "protocol", "overloaded"};
 
@@ -149,7 +149,8 @@ void ficus_metrics_render(h2o_mem_pool_t *pool, h2o_iovec_t *result, unsigned nu
                 ficus_upstream_error_names[k], (unsigned long long)sum);
         }
     }
-    out(&r, "# HELP ficus_upstream_requests_total Requests sent towards an upstream.\n# TYPE ficus_upstream_requests_total counter\n");
+    out(&r,
+        "# HELP ficus_upstream_requests_total Requests sent towards an upstream.\n# TYPE ficus_upstream_requests_total counter\n");
     for (size_t i = 0; i != upstreams.size; ++i) {
         uint64_t sum = 0, retries = 0;
         for (unsigned w = 0; w != num_workers; ++w) {
@@ -167,11 +168,17 @@ void ficus_metrics_render(h2o_mem_pool_t *pool, h2o_iovec_t *result, unsigned nu
         floods += ficus_counter_get(&ficus_worker_stats[w].reset_flood_closes);
         aborted += ficus_counter_get(&ficus_worker_stats[w].aborted_requests);
     }
-    out(&r, "# HELP ficus_inflight_requests Requests being processed.\n# TYPE ficus_inflight_requests gauge\n"
-            "ficus_inflight_requests %lld\n", (long long)inflight);
-    out(&r, "# HELP ficus_http2_reset_flood_total HTTP/2 connections closed for cancelling too many streams.\n"
-            "# TYPE ficus_http2_reset_flood_total counter\nficus_http2_reset_flood_total %llu\n", (unsigned long long)floods);
-    out(&r, "# HELP ficus_client_aborted_total Requests the client cancelled before the response was complete.\n"
-            "# TYPE ficus_client_aborted_total counter\nficus_client_aborted_total %llu\n", (unsigned long long)aborted);
+    out(&r,
+        "# HELP ficus_inflight_requests Requests being processed.\n# TYPE ficus_inflight_requests gauge\n"
+        "ficus_inflight_requests %lld\n",
+        (long long)inflight);
+    out(&r,
+        "# HELP ficus_http2_reset_flood_total HTTP/2 connections closed for cancelling too many streams.\n"
+        "# TYPE ficus_http2_reset_flood_total counter\nficus_http2_reset_flood_total %llu\n",
+        (unsigned long long)floods);
+    out(&r,
+        "# HELP ficus_client_aborted_total Requests the client cancelled before the response was complete.\n"
+        "# TYPE ficus_client_aborted_total counter\nficus_client_aborted_total %llu\n",
+        (unsigned long long)aborted);
     *result = h2o_iovec_init(r.buf, r.len);
 }

@@ -61,8 +61,8 @@ static int is_loopback_url(const char *url)
     h2o_url_t u;
     if (h2o_url_parse(url, strlen(url), &u) != 0)
         return 0;
-    return h2o_memis(u.host.base, u.host.len, H2O_STRLIT("127.0.0.1")) || h2o_memis(u.host.base, u.host.len, H2O_STRLIT("localhost")) ||
-           h2o_memis(u.host.base, u.host.len, H2O_STRLIT("::1"));
+    return h2o_memis(u.host.base, u.host.len, H2O_STRLIT("127.0.0.1")) ||
+           h2o_memis(u.host.base, u.host.len, H2O_STRLIT("localhost")) || h2o_memis(u.host.base, u.host.len, H2O_STRLIT("::1"));
 }
 
 /* ---- metrics series (persist across reloads, by name) ---- */
@@ -72,7 +72,7 @@ static pthread_mutex_t stats_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     char *name;
     ficus_provider_stats_t *stats;
-} *stats_by_name;
+} * stats_by_name;
 static size_t num_stats;
 
 static ficus_provider_stats_t *stats_get(const char *name)
@@ -178,8 +178,9 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
         return -1;
     int nsources = (jwks_uri != NULL) + (jwks_file != NULL) + use_discovery + (secret_file != NULL);
     if (nsources != 1)
-        return ficus_conf_error(cc, node, "provider '%s' needs exactly one key source: jwks_uri, jwks_file, discovery: true or "
-                                          "hs_secret_file (found %d)",
+        return ficus_conf_error(cc, node,
+                                "provider '%s' needs exactly one key source: jwks_uri, jwks_file, discovery: true or "
+                                "hs_secret_file (found %d)",
                                 pc->name, nsources);
 
     /* algorithms: the allowlist; HS* only with a shared secret, never with JWKS keys (RFC 8725 3.1) */
@@ -194,8 +195,9 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
                 return -1;
             int alg = ficus_jwa_from_name(a->data.scalar.value, a->data.scalar.len);
             if (alg < 0)
-                return ficus_conf_error(cc, a, "unsupported algorithm '%s' (RS256/384/512, PS256/384/512, ES256/384/512, EdDSA, "
-                                               "HS256/384/512)",
+                return ficus_conf_error(cc, a,
+                                        "unsupported algorithm '%s' (RS256/384/512, PS256/384/512, ES256/384/512, EdDSA, "
+                                        "HS256/384/512)",
                                         a->data.scalar.value);
             pc->algs |= FICUS_JWA_BIT(alg);
         }
@@ -247,7 +249,8 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
                      {kid_wait, 0, 60000, &pc->kid_wait_ms},
                      {fetch_timeout, 100, 300000, &pc->fetch_timeout_ms}};
     for (size_t i = 0; i != sizeof(durations) / sizeof(durations[0]); ++i)
-        if (durations[i].node != NULL && ficus_conf_duration(cc, durations[i].node, durations[i].min, durations[i].max, durations[i].out) != 0)
+        if (durations[i].node != NULL &&
+            ficus_conf_duration(cc, durations[i].node, durations[i].min, durations[i].max, durations[i].out) != 0)
             return -1;
     if (pc->refresh_min_ms > pc->refresh_max_ms)
         return ficus_conf_error(cc, refresh_min != NULL ? refresh_min : refresh_max, "refresh_min must not exceed refresh_max");
@@ -263,7 +266,8 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
     if (jwks_uri != NULL) {
         pc->source = FICUS_KEYS_FROM_URI;
         pc->jwks_uri = xstrdup(jwks_uri->data.scalar.value);
-        if (strncmp(pc->jwks_uri, "https://", 8) != 0 && !(strncmp(pc->jwks_uri, "http://", 7) == 0 && is_loopback_url(pc->jwks_uri)))
+        if (strncmp(pc->jwks_uri, "https://", 8) != 0 &&
+            !(strncmp(pc->jwks_uri, "http://", 7) == 0 && is_loopback_url(pc->jwks_uri)))
             return ficus_conf_error(cc, jwks_uri, "jwks_uri must be https:// (http:// only for loopback addresses)");
         h2o_url_t u;
         if (h2o_url_parse(pc->jwks_uri, strlen(pc->jwks_uri), &u) != 0)
@@ -614,8 +618,8 @@ static void on_jwks(void *data, const char *errstr, const ficus_fetch_response_t
     p->state = FICUS_PROVIDER_OK;
     p->keys_at = unix_now();
     f->backoff_ms = 0;
-    uint64_t next = res->max_age >= 0 ? clamp_u64((uint64_t)res->max_age * 1000, f->refresh_min_ms, f->refresh_max_ms)
-                                      : f->refresh_interval_ms;
+    uint64_t next =
+        res->max_age >= 0 ? clamp_u64((uint64_t)res->max_age * 1000, f->refresh_min_ms, f->refresh_max_ms) : f->refresh_interval_ms;
     f->next_fetch_at_ms = h2o_now(ficus_server.loop) + next;
 }
 
@@ -632,7 +636,8 @@ static void on_discovery(void *data, const char *errstr, const ficus_fetch_respo
     }
     json_error_t jerr;
     json_t *doc = json_loadb(res->body.base, res->body.len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *issuer = json_string_value(json_object_get(doc, "issuer")), *jwks_uri = json_string_value(json_object_get(doc, "jwks_uri"));
+    const char *issuer = json_string_value(json_object_get(doc, "issuer")),
+               *jwks_uri = json_string_value(json_object_get(doc, "jwks_uri"));
     if (doc == NULL || !json_is_object(doc)) {
         json_decref(doc);
         return fetch_failed(f, "discovery", "not a JSON object");
@@ -641,7 +646,8 @@ static void on_discovery(void *data, const char *errstr, const ficus_fetch_respo
         json_decref(doc);
         return fetch_failed(f, "discovery", "the document's issuer differs from the configured issuer (OIDC Discovery 4.3)");
     }
-    if (jwks_uri == NULL || (strncmp(jwks_uri, "https://", 8) != 0 && !(strncmp(jwks_uri, "http://", 7) == 0 && is_loopback_url(jwks_uri)))) {
+    if (jwks_uri == NULL ||
+        (strncmp(jwks_uri, "https://", 8) != 0 && !(strncmp(jwks_uri, "http://", 7) == 0 && is_loopback_url(jwks_uri)))) {
         json_decref(doc);
         return fetch_failed(f, "discovery", "no https jwks_uri in the document");
     }
@@ -674,8 +680,8 @@ static void start_fetch(ficus_provider_fetcher_t *f)
                                         on_discovery, f, &err);
     } else {
         f->inflight_is_discovery = 0;
-        f->inflight = ficus_fetch_start(&f->fctx, "GET", f->jwks_uri, accept, h2o_iovec_init(NULL, 0), FICUS_JWKS_MAX_BYTES, on_jwks,
-                                        f, &err);
+        f->inflight = ficus_fetch_start(&f->fctx, "GET", f->jwks_uri, accept, h2o_iovec_init(NULL, 0), FICUS_JWKS_MAX_BYTES,
+                                        on_jwks, f, &err);
     }
     if (f->inflight == NULL)
         fetch_failed(f, f->jwks_uri == NULL ? "discovery" : "JWKS fetch", err);
@@ -884,8 +890,10 @@ void ficus_providers_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsi
                 "# TYPE ficus_jwks_fetches_total counter\n");
     for (size_t i = 0; i != registry.size; ++i) {
         ficus_provider_t *p = registry.entries[i];
-        fprintf(fp, "ficus_jwks_fetches_total{provider=\"%s\",result=\"success\"} %llu\n", p->name, (unsigned long long)p->fetch_success);
-        fprintf(fp, "ficus_jwks_fetches_total{provider=\"%s\",result=\"failure\"} %llu\n", p->name, (unsigned long long)p->fetch_failure);
+        fprintf(fp, "ficus_jwks_fetches_total{provider=\"%s\",result=\"success\"} %llu\n", p->name,
+                (unsigned long long)p->fetch_success);
+        fprintf(fp, "ficus_jwks_fetches_total{provider=\"%s\",result=\"failure\"} %llu\n", p->name,
+                (unsigned long long)p->fetch_failure);
     }
     fprintf(fp, "# HELP ficus_jwks_keys Usable keys in each provider's current set.\n# TYPE ficus_jwks_keys gauge\n");
     for (size_t i = 0; i != registry.size; ++i)
@@ -895,7 +903,8 @@ void ficus_providers_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsi
     double now = unix_now();
     for (size_t i = 0; i != registry.size; ++i)
         if (registry.entries[i]->keys != NULL)
-            fprintf(fp, "ficus_jwks_age_seconds{provider=\"%s\"} %.0f\n", registry.entries[i]->name, now - registry.entries[i]->keys_at);
+            fprintf(fp, "ficus_jwks_age_seconds{provider=\"%s\"} %.0f\n", registry.entries[i]->name,
+                    now - registry.entries[i]->keys_at);
     fprintf(fp, "# HELP ficus_jwks_forced_refetches_total Refetches forced by unknown kids.\n"
                 "# TYPE ficus_jwks_forced_refetches_total counter\n");
     for (size_t i = 0; i != registry.size; ++i)

@@ -65,7 +65,8 @@ static int is_hop_by_hop(const h2o_iovec_t *name, const h2o_req_t *req)
 {
     if (name == &H2O_TOKEN_CONNECTION->buf || name == &H2O_TOKEN_KEEP_ALIVE->buf || name == &H2O_TOKEN_TE->buf ||
         name == &H2O_TOKEN_TRANSFER_ENCODING->buf || name == &H2O_TOKEN_UPGRADE->buf || name == &H2O_TOKEN_HTTP2_SETTINGS->buf ||
-        h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-connection")) || h2o_lcstris(name->base, name->len, H2O_STRLIT("trailer")))
+        h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-connection")) ||
+        h2o_lcstris(name->base, name->len, H2O_STRLIT("trailer")))
         return 1;
     /* headers named by the client's Connection header are hop-by-hop too (RFC 9110 7.6.1) */
     for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, i)) != -1;) {
@@ -156,7 +157,8 @@ static int upstream_path(ficus_req_t *r, h2o_iovec_t *out)
     if (prefix.len != 0 && prefix.base[prefix.len - 1] == '/' && rest.len != 0 && rest.base[0] == '/')
         --prefix.len;
     int need_slash = prefix.len == 0 && (rest.len == 0 || rest.base[0] != '/');
-    int need_sep = prefix.len != 0 && rest.len != 0 && rest.base[0] != '/' && rest.base[0] != '?' && prefix.base[prefix.len - 1] != '/';
+    int need_sep =
+        prefix.len != 0 && rest.len != 0 && rest.base[0] != '/' && rest.base[0] != '?' && prefix.base[prefix.len - 1] != '/';
     char *buf = h2o_mem_alloc_pool(&req->pool, prefix.len + rest.len + 2);
     size_t n = 0;
     if (need_slash)
@@ -314,7 +316,8 @@ static int is_dropped_response_header(const h2o_iovec_t *name)
     return name == &H2O_TOKEN_CONNECTION->buf || name == &H2O_TOKEN_KEEP_ALIVE->buf || name == &H2O_TOKEN_TRANSFER_ENCODING->buf ||
            name == &H2O_TOKEN_TE->buf || name == &H2O_TOKEN_UPGRADE->buf || name == &H2O_TOKEN_CONTENT_LENGTH->buf ||
            name == &H2O_TOKEN_SERVER->buf || name == &H2O_TOKEN_DATE->buf ||
-           h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-connection")) || h2o_lcstris(name->base, name->len, H2O_STRLIT("trailer"));
+           h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-connection")) ||
+           h2o_lcstris(name->base, name->len, H2O_STRLIT("trailer"));
 }
 
 static int is_idempotent(h2o_iovec_t method)
@@ -411,7 +414,8 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
         } else if (is_timeout) {
             fail(p, 504, "gateway_timeout", "upstream_connect_timeout");
         } else {
-            fail(p, 502, "bad_gateway", errstr == h2o_socket_error_conn_fail ? "upstream_connect_refused" : "upstream_connect_failed");
+            fail(p, 502, "bad_gateway",
+                 errstr == h2o_socket_error_conn_fail ? "upstream_connect_refused" : "upstream_connect_failed");
         }
         return NULL;
     }

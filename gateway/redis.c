@@ -83,9 +83,11 @@ int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_
         struct sockaddr_storage ss;
         socklen_t len;
         char host[64];
-        if (ficus_parse_address(a, &ss, &len) != 0 || (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == 0))
-            return ficus_conf_error(cc, address, "redis address must be IP:PORT or unix:/path (got '%s'; no host names: they "
-                                                 "would be resolved synchronously)",
+        if (ficus_parse_address(a, &ss, &len) != 0 ||
+            (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == 0))
+            return ficus_conf_error(cc, address,
+                                    "redis address must be IP:PORT or unix:/path (got '%s'; no host names: they "
+                                    "would be resolved synchronously)",
                                     a);
         if (ss.ss_family == AF_INET) {
             inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
@@ -132,7 +134,8 @@ int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_
     if (reconnect_max != NULL && ficus_conf_duration(cc, reconnect_max, 10, 600000, &c->reconnect_max_ms) != 0)
         return -1;
     if (c->reconnect_min_ms > c->reconnect_max_ms)
-        return ficus_conf_error(cc, reconnect_min != NULL ? reconnect_min : reconnect_max, "reconnect_min must not exceed reconnect_max");
+        return ficus_conf_error(cc, reconnect_min != NULL ? reconnect_min : reconnect_max,
+                                "reconnect_min must not exceed reconnect_max");
     if (breaker != NULL) {
         ficus_node_t *failures, *open_for;
         if (ficus_conf_mapping(cc, breaker, "", "failures:s,open_for:s", &failures, &open_for) != 0)
@@ -218,8 +221,8 @@ static void record_failure(ficus_redis_t *r, const char *what)
     if (++r->consecutive_failures >= r->conf.breaker_failures && r->breaker_open_until_ms <= h2o_now(r->loop)) {
         r->breaker_open_until_ms = h2o_now(r->loop) + r->conf.breaker_open_ms;
         ficus_counter_add(&ficus_redis_stats[r->worker].breaker_opens, 1);
-        ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->conf.address, r->consecutive_failures,
-                   what, (unsigned long long)r->conf.breaker_open_ms);
+        ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->conf.address,
+                   r->consecutive_failures, what, (unsigned long long)r->conf.breaker_open_ms);
         if (r->ac != NULL)
             disconnect(r, "circuit opened"); /* also discards a stalled pipeline */
     }
@@ -508,7 +511,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (h2o_timeout_is_linked(&r->connect_entry))
         h2o_timeout_unlink(&r->connect_entry);
     if (r->connected && !r->destroyed)
-        ficus_warn("redis %s: disconnected%s%s", r->conf.address, status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
+        ficus_warn("redis %s: disconnected%s%s", r->conf.address, status != REDIS_OK ? ": " : "",
+                   status != REDIS_OK ? ac->errstr : "");
     r->connected = 0;
     r->ac = NULL;
     __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
@@ -687,25 +691,25 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         connected += ficus_counter_get(&s->connected);
     }
     char *buf = h2o_mem_alloc_pool(pool, 2048);
-    int n = snprintf(buf, 2048,
-                     "# HELP ficus_redis_commands_total Redis commands (round trips) issued.\n# TYPE ficus_redis_commands_total counter\n"
-                     "ficus_redis_commands_total %llu\n"
-                     "# HELP ficus_redis_errors_total Redis error replies and dropped connections.\n# TYPE ficus_redis_errors_total counter\n"
-                     "ficus_redis_errors_total %llu\n"
-                     "# HELP ficus_redis_timeouts_total Redis commands past command_timeout.\n# TYPE ficus_redis_timeouts_total counter\n"
-                     "ficus_redis_timeouts_total %llu\n"
-                     "# HELP ficus_redis_unavailable_total Commands refused locally (not connected, circuit open, too many pending).\n"
-                     "# TYPE ficus_redis_unavailable_total counter\nficus_redis_unavailable_total %llu\n"
-                     "# HELP ficus_redis_connects_total Connection attempts.\n# TYPE ficus_redis_connects_total counter\n"
-                     "ficus_redis_connects_total %llu\n"
-                     "# HELP ficus_redis_latency_seconds_sum Sum of Redis round-trip times of answered commands.\n"
-                     "# TYPE ficus_redis_latency_seconds_sum counter\nficus_redis_latency_seconds_sum %.6f\n"
-                     "# HELP ficus_redis_breaker_opens_total Times the Redis circuit breaker opened.\n"
-                     "# TYPE ficus_redis_breaker_opens_total counter\nficus_redis_breaker_opens_total %llu\n"
-                     "# HELP ficus_redis_connected_workers Workers with a live Redis connection.\n"
-                     "# TYPE ficus_redis_connected_workers gauge\nficus_redis_connected_workers %llu\n",
-                     (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts,
-                     (unsigned long long)unavailable, (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens,
-                     (unsigned long long)connected);
+    int n = snprintf(
+        buf, 2048,
+        "# HELP ficus_redis_commands_total Redis commands (round trips) issued.\n# TYPE ficus_redis_commands_total counter\n"
+        "ficus_redis_commands_total %llu\n"
+        "# HELP ficus_redis_errors_total Redis error replies and dropped connections.\n# TYPE ficus_redis_errors_total counter\n"
+        "ficus_redis_errors_total %llu\n"
+        "# HELP ficus_redis_timeouts_total Redis commands past command_timeout.\n# TYPE ficus_redis_timeouts_total counter\n"
+        "ficus_redis_timeouts_total %llu\n"
+        "# HELP ficus_redis_unavailable_total Commands refused locally (not connected, circuit open, too many pending).\n"
+        "# TYPE ficus_redis_unavailable_total counter\nficus_redis_unavailable_total %llu\n"
+        "# HELP ficus_redis_connects_total Connection attempts.\n# TYPE ficus_redis_connects_total counter\n"
+        "ficus_redis_connects_total %llu\n"
+        "# HELP ficus_redis_latency_seconds_sum Sum of Redis round-trip times of answered commands.\n"
+        "# TYPE ficus_redis_latency_seconds_sum counter\nficus_redis_latency_seconds_sum %.6f\n"
+        "# HELP ficus_redis_breaker_opens_total Times the Redis circuit breaker opened.\n"
+        "# TYPE ficus_redis_breaker_opens_total counter\nficus_redis_breaker_opens_total %llu\n"
+        "# HELP ficus_redis_connected_workers Workers with a live Redis connection.\n"
+        "# TYPE ficus_redis_connected_workers gauge\nficus_redis_connected_workers %llu\n",
+        (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts, (unsigned long long)unavailable,
+        (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens, (unsigned long long)connected);
     *out = h2o_iovec_init(buf, n);
 }

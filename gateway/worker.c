@@ -88,8 +88,8 @@ static void apply_runtime_settings(ficus_worker_t *w, const ficus_config_t *conf
 /* One Redis connection per worker, kept across reloads unless the server settings change. */
 static void apply_redis(ficus_worker_t *w, const ficus_config_t *old, const ficus_config_t *config)
 {
-    if (w->redis != NULL && (config->redis == NULL || old == NULL || old->redis == NULL ||
-                             !ficus_redis_conf_same_server(old->redis, config->redis))) {
+    if (w->redis != NULL &&
+        (config->redis == NULL || old == NULL || old->redis == NULL || !ficus_redis_conf_same_server(old->redis, config->redis))) {
         ficus_redis_destroy(w->redis);
         w->redis = NULL;
     }

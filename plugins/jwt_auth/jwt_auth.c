@@ -101,8 +101,9 @@ static void dispose(void *_conf)
 static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
 {
     ficus_node_t *provider, *required, *scopes, *claims, *forward, *forward_token, *cookie, *max_token_bytes;
-    if (ficus_conf_mapping(cc, node, "provider:s", "required:s,scopes:a,claims:m,forward:m,forward_token:s,cookie:s,max_token_bytes:s",
-                           &provider, &required, &scopes, &claims, &forward, &forward_token, &cookie, &max_token_bytes) != 0)
+    if (ficus_conf_mapping(cc, node, "provider:s",
+                           "required:s,scopes:a,claims:m,forward:m,forward_token:s,cookie:s,max_token_bytes:s", &provider,
+                           &required, &scopes, &claims, &forward, &forward_token, &cookie, &max_token_bytes) != 0)
         return -1;
     jwt_conf_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -238,8 +239,8 @@ static double unix_now(void)
     return tv.tv_sec + tv.tv_usec / 1e6;
 }
 
-static json_t *cache_lookup(const ficus_provider_t *p, uint64_t keys_version, uint64_t hash, const char *tok, size_t len, double now,
-                            double leeway)
+static json_t *cache_lookup(const ficus_provider_t *p, uint64_t keys_version, uint64_t hash, const char *tok, size_t len,
+                            double now, double leeway)
 {
     if (cache == NULL)
         return NULL;

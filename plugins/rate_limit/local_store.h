@@ -15,9 +15,9 @@
 
 typedef struct st_ficus_rl_decision_t {
     int allowed;
-    uint64_t remaining;       /* tokens left in the bucket after this decision */
-    uint64_t retry_after_us;  /* when denied: until one token is available */
-    uint64_t reset_us;        /* until the bucket is full again */
+    uint64_t remaining;      /* tokens left in the bucket after this decision */
+    uint64_t retry_after_us; /* when denied: until one token is available */
+    uint64_t reset_us;       /* until the bucket is full again */
 } ficus_rl_decision_t;
 
 /** One GCRA decision for key_hash: emission interval t_us (per / limit), capacity (burst) tokens. */

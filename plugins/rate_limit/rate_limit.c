@@ -12,10 +12,10 @@
  * LEASES (Redis cost): a worker does not ask Redis for every request. It leases tokens for a key and spends them
  * locally: a cold key leases 1 token at a time (exact); a key whose lease runs out quickly doubles its lease size up to
  * ceil(limit / 10) (at most burst / 2), so a hot key costs about one round trip per lease-size requests (about 0.1 per
- * admitted request at steady state, far less per request since denials come from the deny cache). Leases of more than one token are all-or-nothing: when the bucket cannot grant the whole
- * lease, the answer carries the time until it can, and the worker denies locally until then. BOUND: tokens are taken
- * from the shared bucket when leased, so the fleet never admits more than the limit (+ burst); unspent leased tokens
- * (at most lease size per worker and key, dropped after min(per, 1s)) can only make it admit less.
+ * admitted request at steady state, far less per request since denials come from the deny cache). Leases of more than one token are
+ * all-or-nothing: when the bucket cannot grant the whole lease, the answer carries the time until it can, and the worker denies
+ * locally until then. BOUND: tokens are taken from the shared bucket when leased, so the fleet never admits more than the limit (+
+ * burst); unspent leased tokens (at most lease size per worker and key, dropped after min(per, 1s)) can only make it admit less.
  * DENY CACHE: a key over its limit is denied locally until its retry time: an abusive client costs no Redis traffic.
  * RESERVATIONS: when a hot key's bucket cannot give a whole lease now, the script may reserve it for the near future
  * (at most 2 leases ahead): the worker denies locally until the reservation starts, then spends it. Workers thus
@@ -59,7 +59,14 @@ typedef struct st_key_part_t {
     char *name; /* claim or header name (header lowercase) */
 } key_part_t;
 
-enum { RESULT_ALLOWED, RESULT_LIMITED, RESULT_DRY_RUN_LIMITED, RESULT_STORE_ERROR_ALLOWED, RESULT_STORE_ERROR_DENIED, RESULT__COUNT };
+enum {
+    RESULT_ALLOWED,
+    RESULT_LIMITED,
+    RESULT_DRY_RUN_LIMITED,
+    RESULT_STORE_ERROR_ALLOWED,
+    RESULT_STORE_ERROR_DENIED,
+    RESULT__COUNT
+};
 static const char *const result_names[] = {"allowed", "limited", "dry_run_limited", "store_error_allowed", "store_error_denied"};
 
 typedef struct st_policy_stats_t {
@@ -171,8 +178,8 @@ static int load_policy(ficus_conf_ctx_t *cc, const ficus_node_t *name, const fic
 {
     ficus_node_t *key, *limit, *per, *burst, *algorithm, *on_store_error, *instances, *dry_run, *headers;
     p->name = strdup(name->data.scalar.value);
-    if (ficus_conf_mapping(cc, node, "key:*,limit:s,per:s", "burst:s,algorithm:s,on_store_error:s,instances:s,dry_run:s,headers:s", &key,
-                           &limit, &per, &burst, &algorithm, &on_store_error, &instances, &dry_run, &headers) != 0)
+    if (ficus_conf_mapping(cc, node, "key:*,limit:s,per:s", "burst:s,algorithm:s,on_store_error:s,instances:s,dry_run:s,headers:s",
+                           &key, &limit, &per, &burst, &algorithm, &on_store_error, &instances, &dry_run, &headers) != 0)
         return -1;
     for (const char *c = p->name; *c != '\0'; ++c)
         if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.'))
@@ -329,30 +336,29 @@ static ficus_redis_script_t gcra_script = {
               "if rem < 0 then rem = 0 end\n"
               "return {g, rem, retry, math.ceil(tat - now)}\n"};
 
-static ficus_redis_script_t window_script = {
-    .source = "local t = redis.call('TIME')\n"
-              "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-              "local w = tonumber(ARGV[1])\n"
-              "local limit = tonumber(ARGV[2])\n"
-              "local n = tonumber(ARGV[3])\n"
-              "local cur = math.floor(now / w)\n"
-              "local c = tonumber(redis.call('HGET', KEYS[1], cur)) or 0\n"
-              "local p = tonumber(redis.call('HGET', KEYS[1], cur - 1)) or 0\n"
-              "local used = p * (1 - (now - cur * w) / w) + c\n"
-              "local avail = math.floor(limit - used + 1e-6)\n"
-              "if avail < 0 then avail = 0 end\n"
-              "local g = 0\n"
-              "if avail >= n or (n == 1 and avail >= 1) then g = n end\n"
-              "if g > 0 then redis.call('HINCRBY', KEYS[1], cur, g) end\n"
-              "redis.call('HDEL', KEYS[1], cur - 2)\n"
-              "redis.call('PEXPIRE', KEYS[1], 2 * w + 1000)\n"
-              "local reset = (cur + 1) * w - now\n"
-              "local retry = 0\n"
-              "if g == 0 then\n"
-              "  if p > 0 then retry = math.ceil(w / p) else retry = reset end\n"
-              "  if retry > reset then retry = reset end\n"
-              "end\n"
-              "return {g, avail - g, retry, reset}\n"};
+static ficus_redis_script_t window_script = {.source = "local t = redis.call('TIME')\n"
+                                                       "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                                                       "local w = tonumber(ARGV[1])\n"
+                                                       "local limit = tonumber(ARGV[2])\n"
+                                                       "local n = tonumber(ARGV[3])\n"
+                                                       "local cur = math.floor(now / w)\n"
+                                                       "local c = tonumber(redis.call('HGET', KEYS[1], cur)) or 0\n"
+                                                       "local p = tonumber(redis.call('HGET', KEYS[1], cur - 1)) or 0\n"
+                                                       "local used = p * (1 - (now - cur * w) / w) + c\n"
+                                                       "local avail = math.floor(limit - used + 1e-6)\n"
+                                                       "if avail < 0 then avail = 0 end\n"
+                                                       "local g = 0\n"
+                                                       "if avail >= n or (n == 1 and avail >= 1) then g = n end\n"
+                                                       "if g > 0 then redis.call('HINCRBY', KEYS[1], cur, g) end\n"
+                                                       "redis.call('HDEL', KEYS[1], cur - 2)\n"
+                                                       "redis.call('PEXPIRE', KEYS[1], 2 * w + 1000)\n"
+                                                       "local reset = (cur + 1) * w - now\n"
+                                                       "local retry = 0\n"
+                                                       "if g == 0 then\n"
+                                                       "  if p > 0 then retry = math.ceil(w / p) else retry = reset end\n"
+                                                       "  if retry > reset then retry = reset end\n"
+                                                       "end\n"
+                                                       "return {g, avail - g, retry, reset}\n"};
 
 static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
 static void init_scripts(void)
@@ -375,14 +381,14 @@ struct st_rl_entry_t {
     char *key;
     size_t keylen;
     uint64_t last_used_ms;
-    uint64_t tokens;           /* leased, unspent */
+    uint64_t tokens; /* leased, unspent */
     uint64_t lease_expires_ms;
     uint64_t lease_started_ms;
     uint32_t lease_size;
     uint64_t deny_until_ms;
-    int64_t remaining;         /* last known remaining in the shared bucket */
-    uint64_t reset_ms_at;      /* absolute: when the bucket is full */
-    ficus_redis_cmd_t *cmd;    /* lease request in flight */
+    int64_t remaining;      /* last known remaining in the shared bucket */
+    uint64_t reset_ms_at;   /* absolute: when the bucket is full */
+    ficus_redis_cmd_t *cmd; /* lease request in flight */
     h2o_linklist_t waiters;
     size_t num_waiters;
 };

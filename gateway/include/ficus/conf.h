@@ -51,8 +51,8 @@ struct st_ficus_node_t {
 typedef struct st_ficus_conf_ctx_t {
     const char *filename;
     struct st_ficus_config_t *config; /* the generation being built (NULL outside config loading) */
-    int dry_run;       /* `ficus -t`: plugins must not start anything with side effects */
-    char error[1024];  /* "file:line: message" of the first error, "" when none */
+    int dry_run;                      /* `ficus -t`: plugins must not start anything with side effects */
+    char error[1024];                 /* "file:line: message" of the first error, "" when none */
 } ficus_conf_ctx_t;
 
 /** Parses a YAML file. Returns the root node, or NULL with "file:line: ..." (or "file: ...") written to err. */

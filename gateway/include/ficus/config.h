@@ -20,13 +20,13 @@
 typedef struct st_ficus_plugin_t ficus_plugin_t;
 
 typedef struct st_ficus_tls_conf_t {
-    SSL_CTX *ssl_ctx;      /* default context; SNI switches to one of ctxs */
+    SSL_CTX *ssl_ctx; /* default context; SNI switches to one of ctxs */
     size_t num_certs;
     struct st_ficus_tls_cert_t {
         SSL_CTX *ssl_ctx;
         char **names; /* DNS names (lowercase) from the certificate's SAN (or CN when no SAN) */
         size_t num_names;
-    } *certs;
+    } * certs;
     uint64_t hsts_max_age_s; /* 0 = no HSTS header */
 } ficus_tls_conf_t;
 
@@ -34,8 +34,8 @@ typedef struct st_ficus_listener_conf_t {
     char *address; /* as written, e.g. "127.0.0.1:8443" */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    ficus_tls_conf_t *tls;          /* NULL = plain */
-    unsigned redirect_https_port;   /* != 0: plain listener that only redirects */
+    ficus_tls_conf_t *tls;        /* NULL = plain */
+    unsigned redirect_https_port; /* != 0: plain listener that only redirects */
 } ficus_listener_conf_t;
 
 typedef struct st_ficus_cidr_t {
@@ -45,8 +45,8 @@ typedef struct st_ficus_cidr_t {
 } ficus_cidr_t;
 
 typedef struct st_ficus_endpoint_conf_t {
-    char *url;      /* as written */
-    char *host;     /* host part (no brackets) */
+    char *url;  /* as written */
+    char *host; /* host part (no brackets) */
     uint16_t port;
     h2o_iovec_t authority; /* "host:port" used as Host when preserve_host is off */
 } ficus_endpoint_conf_t;
@@ -69,11 +69,11 @@ typedef struct st_ficus_header_match_t {
 } ficus_header_match_t;
 
 typedef struct st_ficus_route_match_t {
-    h2o_iovec_t host;       /* lowercase; base == NULL: any host */
-    int host_is_suffix;     /* "*.example.com" stored as ".example.com" */
-    h2o_iovec_t path;       /* base == NULL: any path */
+    h2o_iovec_t host;   /* lowercase; base == NULL: any host */
+    int host_is_suffix; /* "*.example.com" stored as ".example.com" */
+    h2o_iovec_t path;   /* base == NULL: any path */
     int path_is_prefix;
-    char **methods;         /* NULL = any method */
+    char **methods; /* NULL = any method */
     size_t num_methods;
     ficus_header_match_t *headers;
     size_t num_headers;
@@ -158,7 +158,7 @@ typedef struct st_ficus_config_t {
     size_t num_upstreams;
     ficus_route_t **routes;
     size_t num_routes;
-    void *plugin_globals[32]; /* FICUS_MAX_PLUGINS, by index in ficus_plugins */
+    void *plugin_globals[32];      /* FICUS_MAX_PLUGINS, by index in ficus_plugins */
     h2o_iovec_t *identity_headers; /* set by ficus from verified identities: client copies are removed on every request */
     size_t num_identity_headers;
 } ficus_config_t;
@@ -169,8 +169,7 @@ typedef struct st_ficus_config_t {
  */
 ficus_config_t *ficus_config_load(const char *filename, int dry_run, char *err, size_t errlen);
 /** Same from a string (tests, fuzzing): `name` is the filename used in messages. */
-ficus_config_t *ficus_config_load_string(const char *name, const char *text, size_t len, int dry_run, char *err,
-                                         size_t errlen);
+ficus_config_t *ficus_config_load_string(const char *name, const char *text, size_t len, int dry_run, char *err, size_t errlen);
 void ficus_config_retain(ficus_config_t *config);
 void ficus_config_release(ficus_config_t *config);
 

@@ -24,10 +24,10 @@ int ficus_log_timestamp(char *buf, unsigned long bufsize);
 #define ficus_error(...) ficus_log(FICUS_LOG_ERROR, __VA_ARGS__)
 #define ficus_warn(...) ficus_log(FICUS_LOG_WARN, __VA_ARGS__)
 #define ficus_info(...) ficus_log(FICUS_LOG_INFO, __VA_ARGS__)
-#define ficus_debug(...)                                                                                                          \
-    do {                                                                                                                          \
-        if (ficus_log_level >= FICUS_LOG_DEBUG)                                                                                   \
-            ficus_log(FICUS_LOG_DEBUG, __VA_ARGS__);                                                                              \
+#define ficus_debug(...)                                                                                                           \
+    do {                                                                                                                           \
+        if (ficus_log_level >= FICUS_LOG_DEBUG)                                                                                    \
+            ficus_log(FICUS_LOG_DEBUG, __VA_ARGS__);                                                                               \
     } while (0)
 
 #endif

@@ -55,7 +55,7 @@ typedef struct st_ficus_upstream_stats_t {
 } ficus_upstream_stats_t;
 
 typedef struct st_ficus_worker_stats_t {
-    uint64_t inflight;  /* current */
+    uint64_t inflight; /* current */
     uint64_t reset_flood_closes;
     uint64_t aborted_requests;
     char _pad[64];

@@ -76,10 +76,10 @@ void ficus_provider_meta_release(ficus_provider_meta_t *meta);
 
 /* A worker's view of a provider: only that worker touches it. */
 typedef struct st_ficus_provider_slot_t {
-    ficus_jwks_t *keys;     /* worker's reference, NULL when none */
-    uint64_t keys_version;  /* process-unique id of the set (token caches key on it) */
+    ficus_jwks_t *keys;          /* worker's reference, NULL when none */
+    uint64_t keys_version;       /* process-unique id of the set (token caches key on it) */
     ficus_provider_meta_t *meta; /* worker's reference to the discovery endpoints, NULL until discovered */
-    h2o_linklist_t waiters; /* ficus_provider_waiter_t waiting for a forced refetch */
+    h2o_linklist_t waiters;      /* ficus_provider_waiter_t waiting for a forced refetch */
     size_t num_waiters;
     int refetch_pending;
     uint64_t last_refetch_done_ms;
@@ -113,9 +113,9 @@ struct st_ficus_provider_t {
     ficus_jwks_t *keys;                /* the control thread's reference to the current set */
     ficus_provider_meta_t *meta;       /* the control thread's reference to the discovered endpoints */
     ficus_provider_state_t state;
-    double keys_at;                    /* unix time the current set was obtained */
+    double keys_at; /* unix time the current set was obtained */
     uint64_t fetch_success, fetch_failure, forced_refetches;
-    int active;                        /* in the registry */
+    int active; /* in the registry */
 };
 
 /** Parses `providers:`; sets config->providers. Reads jwks_file / hs_secret_file (load time). 0 or -1 (cc). */

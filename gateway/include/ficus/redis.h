@@ -28,8 +28,8 @@
 #define FICUS_REDIS_MAX_PENDING 10000
 
 typedef struct st_ficus_redis_conf_t {
-    char *address;   /* as written */
-    char *host;      /* IP, or NULL for unix */
+    char *address; /* as written */
+    char *host;    /* IP, or NULL for unix */
     int port;
     char *unix_path; /* or NULL */
     char *password;  /* from password_file, or NULL */

@@ -22,7 +22,7 @@ struct st_ficus_req_t {
     const ficus_route_t *route; /* NULL when no route matched */
     uint64_t started_at_us;     /* monotonic-ish (h2o loop clock in us) */
     h2o_iovec_t request_id;
-    const char *error;          /* reason for the access log ("upstream_timeout", "no_route", ...) or NULL */
+    const char *error; /* reason for the access log ("upstream_timeout", "no_route", ...) or NULL */
     struct {
         const char *endpoint; /* NULL = not proxied */
         int status;
@@ -34,8 +34,8 @@ struct st_ficus_req_t {
     /* private */
     size_t _next_plugin;
     size_t _current_plugin;
-    int _responded;   /* a response head was started */
-    int _completed;   /* the final body chunk was handed to H2O */
+    int _responded; /* a response head was started */
+    int _completed; /* the final body chunk was handed to H2O */
     int _paused;
     h2o_timeout_entry_t _resume;
 };

@@ -30,18 +30,18 @@ typedef struct st_ficus_endpoint_rt_t {
 typedef struct st_ficus_upstream_rt_t {
     const ficus_upstream_conf_t *conf;
     h2o_http1client_ctx_t client_ctx;
-    h2o_timeout_t io_timeout;      /* response timeout: to the head, and between body reads */
+    h2o_timeout_t io_timeout; /* response timeout: to the head, and between body reads */
     h2o_timeout_t connect_timeout;
-    size_t max_inflight;           /* this worker's share of max_connections; SIZE_MAX = unlimited */
+    size_t max_inflight; /* this worker's share of max_connections; SIZE_MAX = unlimited */
     size_t inflight;
-    size_t next;                   /* round robin */
+    size_t next; /* round robin */
     ficus_endpoint_rt_t *endpoints;
 } ficus_upstream_rt_t;
 
 struct st_ficus_wgen_t {
     ficus_config_t *config;
     ficus_worker_t *worker;
-    size_t refcnt; /* 1 while current + 1 per request; worker thread only */
+    size_t refcnt;                  /* 1 while current + 1 per request; worker thread only */
     ficus_upstream_rt_t *upstreams; /* config->num_upstreams */
 };
 
