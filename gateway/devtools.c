@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include "ficus/devtools.h"
-#include "jwt_auth/jwk.h"
+#include "ficus/jwk.h"
 
 static char *read_file(const char *path, size_t *len)
 {

@@ -8,6 +8,7 @@
 extern const ficus_plugin_t ficus_plugin_shed;
 extern const ficus_plugin_t ficus_plugin_test_delay;
 extern const ficus_plugin_t ficus_plugin_jwt;
+extern const ficus_plugin_t ficus_plugin_sso;
 extern const ficus_plugin_t ficus_plugin_rate_limit;
 extern const ficus_plugin_t ficus_plugin_headers;
 
@@ -15,6 +16,7 @@ const ficus_plugin_t *const ficus_plugins[] = {
     &ficus_plugin_shed,       /* first: load shedding must cost almost nothing, before any other work (route key `priority`) */
     &ficus_plugin_test_delay, /* test only: pauses requests on a timer (FICUS_TEST_PLUGINS=1) */
     &ficus_plugin_jwt,        /* authentication: bearer tokens against a provider's keys */
+    &ficus_plugin_sso,        /* authentication: browser sessions (OpenID Connect) */
     &ficus_plugin_rate_limit, /* after authentication: limits may be keyed by claims */
     &ficus_plugin_headers,    /* last: edits the request as it leaves for the upstream, and the response */
     NULL,

@@ -292,9 +292,50 @@ static void run_pipeline(ficus_req_t *r)
     run_action(r);
 }
 
+static void route_and_run(ficus_req_t *r);
+
+/* The pre-route phase: plugins that own paths on every host (ficus/plugin.h on_pre_route). Returns 1 to go on. */
+static int run_pre_route(ficus_req_t *r)
+{
+    while (ficus_plugins[r->_next_pre_route] != NULL) {
+        size_t i = r->_next_pre_route++;
+        const ficus_plugin_t *p = ficus_plugins[i];
+        if (p->on_pre_route == NULL || r->config->plugin_globals[i] == NULL)
+            continue;
+        switch (p->on_pre_route(r->config->plugin_globals[i], r)) {
+        case FICUS_CONTINUE:
+            break;
+        case FICUS_PAUSE:
+            if (!r->_responded)
+                r->_paused = 1;
+            return 0;
+        case FICUS_RESPONDED:
+            return 0;
+        }
+    }
+    r->_pre_route_done = 1;
+    return 1;
+}
+
 static void on_resume(h2o_timeout_entry_t *entry)
 {
     ficus_req_t *r = H2O_STRUCT_FROM_MEMBER(ficus_req_t, _resume, entry);
+    if (!r->_pre_route_done) {
+        if (run_pre_route(r))
+            route_and_run(r);
+        return;
+    }
+    run_pipeline(r);
+}
+
+static void route_and_run(ficus_req_t *r)
+{
+    h2o_req_t *req = r->h2o;
+    r->route = ficus_route_find(r->config, host_without_port(req->authority), req->method, req->path_normalized, &req->headers);
+    if (r->route == NULL) {
+        ficus_req_respond_error(r, 404, "no_route");
+        return;
+    }
     run_pipeline(r);
 }
 
@@ -425,11 +466,7 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
             h2o_delete_header(&req->headers, at);
     }
 
-    r->route = ficus_route_find(r->config, host_without_port(req->authority), req->method, req->path_normalized, &req->headers);
-    if (r->route == NULL) {
-        ficus_req_respond_error(r, 404, "no_route");
-        return 0;
-    }
-    run_pipeline(r);
+    if (run_pre_route(r))
+        route_and_run(r);
     return 0;
 }

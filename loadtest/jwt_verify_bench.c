@@ -3,8 +3,8 @@
  *
  * OWNS: nothing but itself. Tokens and keys come from the unit-test vectors (tests/unit/data/jwt/vectors.json, made
  * by python3-jwcrypto), verified at the file's fixed "now" with each vector's key set and policy.
- * Build: gcc -std=c11 -O2 -D_GNU_SOURCE -Iplugins loadtest/jwt_verify_bench.c plugins/jwt_auth/jwk.c \
- *            plugins/jwt_auth/jws.c -lcrypto -ljansson -lpthread -o /tmp/jwt_verify_bench
+ * Build: gcc -std=c11 -O2 -D_GNU_SOURCE -Igateway/include loadtest/jwt_verify_bench.c gateway/jwk.c \
+ *            gateway/jws.c -lcrypto -ljansson -lpthread -o /tmp/jwt_verify_bench
  * Run:   /tmp/jwt_verify_bench [-n iterations] [-t threads] [-f vectors.json] [-c vector]   (from the repo root)
  * With -t N the same loop runs in N threads at once; CPU µs per verification is then the mean over threads and
  * "wall verif/s" the total throughput (shows whether verification scales across cores). */
@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "jwt_auth/jwk.h"
-#include "jwt_auth/jws.h"
+#include "ficus/jwk.h"
+#include "ficus/jws.h"
 
 /* tamper: flip one character of the payload segment, i.e. a forged token for a real kid: a full signature check */
 static const struct {

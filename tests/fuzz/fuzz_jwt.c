@@ -1,10 +1,10 @@
-/* libFuzzer target: JWT verification, input bytes → ficus_jwt_verify (plugins/jwt_auth/jws.c) against fixed key sets.
+/* libFuzzer target: JWT verification, input bytes → ficus_jwt_verify (gateway/jws.c) against fixed key sets.
  *
  * ATTACK SURFACE: the bearer token is the first thing an unauthenticated client controls on a protected route: size
  * cap, segment split, strict base64url, jansson header parsing, alg/typ/crit/kid handling, key selection and the
  * signature primitives (RSA PKCS#1/PSS, ECDSA raw r||s → DER, Ed25519, HMAC). Each input is verified against a JWKS of
  * one RSA-2048 and one P-256 key (all asymmetric algorithms allowed) and against an HS256/384/512 secret, then also
- * parsed as a JWKS document (ficus_jwks_parse, plugins/jwt_auth/jwk.c). Besides the sanitizers, each run checks
+ * parsed as a JWKS document (ficus_jwks_parse, gateway/jwk.c). Besides the sanitizers, each run checks
  * invariants of the contract (jws.h): the status is a defined code; a byte outside the base64url alphabet and '.'
  * only ever gives too_large or malformed; key and claims are set exactly when the signature verified; and strict
  * base64url is canonical (whatever decodes re-encodes to the same text).
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jwt_auth/jwk.h"
-#include "jwt_auth/jws.h"
+#include "ficus/jwk.h"
+#include "ficus/jws.h"
 
 #define NOW 1700000000.0
 #define ASYM_ALGS (((1u << FICUS_JWA__COUNT) - 1) & ~FICUS_JWA_HS_MASK)

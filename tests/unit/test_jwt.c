@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jwt_auth/jwk.h"
-#include "jwt_auth/jws.h"
+#include "ficus/jwk.h"
+#include "ficus/jws.h"
 #include "runner.h"
 
 #define VECTORS_RELPATH "tests/unit/data/jwt/vectors.json"

@@ -46,6 +46,10 @@ struct st_ficus_plugin_t {
      * Runs before any route is loaded, so route sections can refer to it (ficus_config_plugin_global). */
     int (*on_global_config)(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **gconf);
     void (*global_dispose)(void *gconf);
+    /** Before routing, for every request of a generation where the plugin has a global conf (gconf != NULL): lets a
+     * plugin own paths on every host (an OIDC callback, a logout endpoint). Same contract as on_request; a request
+     * it lets CONTINUE is then routed. req->route is NULL here. */
+    ficus_status_t (*on_pre_route)(void *gconf, ficus_req_t *req);
     /** Admin thread: appends the plugin's Prometheus series to *out (allocated from pool). May be NULL. */
     void (*render_metrics)(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers);
     /** Worker thread: a generation became this worker's current one (at start and after each reload). */

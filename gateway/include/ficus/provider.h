@@ -24,8 +24,8 @@
 #include "h2o.h"
 #include "ficus/conf.h"
 #include "ficus/metrics.h"
-#include "jwt_auth/jwk.h"
-#include "jwt_auth/jws.h"
+#include "ficus/jwk.h"
+#include "ficus/jws.h"
 
 typedef struct st_ficus_config_t ficus_config_t;
 typedef struct st_ficus_worker_t ficus_worker_t;

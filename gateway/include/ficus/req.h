@@ -34,6 +34,8 @@ struct st_ficus_req_t {
     /* private */
     size_t _next_plugin;
     size_t _current_plugin;
+    size_t _next_pre_route;
+    int _pre_route_done;
     int _responded; /* a response head was started */
     int _completed; /* the final body chunk was handed to H2O */
     int _paused;

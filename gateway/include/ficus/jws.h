@@ -24,7 +24,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "jwk.h"
+#include "ficus/jwk.h"
 
 typedef enum enum_ficus_jwt_status_t {
     FICUS_JWT_OK = 0,
@@ -61,6 +61,7 @@ typedef struct st_ficus_jwt_policy_t {
     uint32_t allowed_algs; /* FICUS_JWA_BIT set */
     uint64_t leeway_s;
     size_t max_token_bytes;
+    const char *extra_typ; /* one more accepted `typ` (e.g. "logout+jwt" for back-channel logout tokens), or NULL */
 } ficus_jwt_policy_t;
 
 typedef struct st_ficus_jwt_t {

@@ -14,7 +14,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
 
-#include "jws.h"
+#include "ficus/jws.h"
 
 #define DEFAULT_MAX_TOKEN_BYTES 8192
 #define STACK_DECODE_BYTES 8192
@@ -210,13 +210,14 @@ static ficus_jwt_status_t check_claims(json_t *claims, const ficus_jwt_policy_t 
 
 /* ---- header ---- */
 
-static int typ_accepted(json_t *typ)
+static int typ_accepted(json_t *typ, const char *extra)
 {
     const char *s = json_string_value(typ);
     size_t n = json_string_length(typ);
     if (n > 12 && strncasecmp(s, "application/", 12) == 0)
         s += 12, n -= 12;
-    return (n == 3 && strncasecmp(s, "JWT", 3) == 0) || (n == 6 && strncasecmp(s, "at+jwt", 6) == 0);
+    return (n == 3 && strncasecmp(s, "JWT", 3) == 0) || (n == 6 && strncasecmp(s, "at+jwt", 6) == 0) ||
+           (extra != NULL && n == strlen(extra) && strncasecmp(s, extra, n) == 0);
 }
 
 /* The key for `alg`: by exact kid, or the only key that may verify alg when the token has no kid. */
@@ -326,7 +327,7 @@ ficus_jwt_status_t ficus_jwt_verify(const char *token, size_t len, const ficus_j
         status = FICUS_JWT_ERR_CRIT;
         goto Exit;
     }
-    if (typ != NULL && !typ_accepted(typ)) {
+    if (typ != NULL && !typ_accepted(typ, policy->extra_typ)) {
         status = FICUS_JWT_ERR_BAD_TYP;
         goto Exit;
     }

@@ -17,7 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "jwk.h"
+#include "ficus/jwk.h"
 
 #define RSA_MAX_BITS 16384
 #define RSA_MASK                                                                                                                   \
