@@ -54,6 +54,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+trap 'echo "bench: ERROR: command failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -175,6 +176,14 @@ CONF
     wait_hello "https://localhost:$GW_PORT/" "$GW_PID" "$1"
 }
 
+gateway_alive() { # name phase: fail loudly if the gateway died under load
+    if ! kill -0 "$GW_PID" 2>/dev/null; then
+        local rc=0
+        wait "$GW_PID" || rc=$?
+        die "$1 exited during the $2 (status $rc$([ $rc -gt 128 ] && echo ", signal $((rc - 128))")); logs in $RUN"
+    fi
+}
+
 stop_gateway() {
     kill -TERM "$GW_PID" 2>/dev/null || true
     wait "$GW_PID" 2>/dev/null || true
@@ -215,12 +224,16 @@ to_ms() { # wrk latency "812.00us" / "1.23ms" / "1.02s" -> ms
 declare -A RPS P50 P99 CPU BUSY ERR UPR OTHER
 run_h2() { # gateway round
     local gw=$1 r=$2 out="$RUN/h2-$1-$2.out" reqlog="$RUN/h2-$1-$2.reqlog" t0 t1 u0 u1 c0 c1
-    [ "$WARM" -gt 0 ] && taskset -c 1 h2load "${H2_OPTS[@]}" -D "$WARM" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
+    if [ "$WARM" -gt 0 ]; then
+        taskset -c 1 h2load "${H2_OPTS[@]}" -D "$WARM" "https://127.0.0.1:$GW_PORT/" >"$RUN/warmup.out" 2>&1 || true
+    fi
+    gateway_alive "$gw" "h2 warm-up"
     u0=$(up_requests)
     t0=$(cpu_ticks)
     c0=$(core0_ticks)
     taskset -c 1 h2load "${H2_OPTS[@]}" -D "$DUR" --log-file="$reqlog" "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
         die "h2load against $gw failed: $(tail -3 "$out")"
+    gateway_alive "$gw" "h2 run"
     t1=$(cpu_ticks)
     c1=$(core0_ticks)
     u1=$(up_requests)
@@ -245,12 +258,16 @@ run_h2() { # gateway round
 
 run_h1() { # gateway round
     local gw=$1 r=$2 out="$RUN/h1-$1-$2.out" t0 t1 u0 u1 c0 c1
-    [ "$WARM" -gt 0 ] && taskset -c 1 wrk "${H1_OPTS[@]}" -d "${WARM}s" "https://127.0.0.1:$GW_PORT/" >/dev/null 2>&1
+    if [ "$WARM" -gt 0 ]; then
+        taskset -c 1 wrk "${H1_OPTS[@]}" -d "${WARM}s" "https://127.0.0.1:$GW_PORT/" >"$RUN/warmup.out" 2>&1 || true
+    fi
+    gateway_alive "$gw" "http/1.1 warm-up"
     u0=$(up_requests)
     t0=$(cpu_ticks)
     c0=$(core0_ticks)
     taskset -c 1 wrk "${H1_OPTS[@]}" -d "${DUR}s" --latency "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 ||
         die "wrk against $gw failed: $(tail -3 "$out")"
+    gateway_alive "$gw" "http/1.1 run"
     t1=$(cpu_ticks)
     c1=$(core0_ticks)
     u1=$(up_requests)
