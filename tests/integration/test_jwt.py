@@ -194,6 +194,17 @@ def test_scheme_is_case_insensitive(client, keys):
     assert r.status == 200, r
 
 
+@pytest.mark.parametrize("typ", [None, "JWT", "at+jwt", "application/at+jwt"])
+def test_accepted_typ(client, keys, typ):
+    r = get(client, "/api/x", token=make_token(keys.k1, header={"typ": typ}))
+    assert r.status == 200, r
+
+
+def test_audience_array_containing_ours(client, keys):
+    r = get(client, "/api/x", token=make_token(keys.k1, claims_=claims(aud=["api://other", AUDIENCE])))
+    assert r.status == 200, r
+
+
 def test_same_token_twice(client, keys):
     """The second request may come from the per-worker cache: same answer."""
     tok = make_token(keys.k1, claims_=claims(sub="cached"))
@@ -638,20 +649,30 @@ def test_hanging_idp_does_not_block_requests(ficus_factory, jwks_factory, keys):
     f = start_life(ficus_factory, srv, kid_wait="1s", fetch_timeout="5s")
     with f.client() as c:
         assert get(c, "/open/x").status == 200  # connection established before the timing below
+        c0 = srv.count()
         srv.hang(20)
         t0 = time.monotonic()
         r = get(c, "/api/x", token=make_token(keys.attacker, header={"kid": "new-" + uuid.uuid4().hex}))
         took = time.monotonic() - t0
         assert r.status == 401, r
         assert took < 1 + 1.5, f"unknown-kid request took {took:.2f}s with a hanging IdP (kid_wait 1s)"
-        assert log_entry(f, r.request_id)["error"] == "jwt_unknown_kid"
-        assert srv.count() >= 1  # the forced refetch is hanging at the IdP
+        assert srv.count() == c0 + 1  # the forced refetch is hanging at the IdP
+        timed_out_rid = r.request_id
         for i in range(5):  # known kid, new tokens: answered while the fetch hangs
             t0 = time.monotonic()
             r = get(c, "/api/x", token=make_token(keys.k1, claims_=claims(sub=f"h{i}")))
             assert r.status == 200, r
             assert time.monotonic() - t0 < 1.0
+        # a second unknown kid while the refetch still hangs: may join the in-flight refetch (bounded by kid_wait),
+        # never starts a second fetch
+        t0 = time.monotonic()
+        r = get(c, "/api/x", token=make_token(keys.attacker, header={"kid": "new-" + uuid.uuid4().hex}))
+        assert r.status == 401 and time.monotonic() - t0 < 1 + 1.5, r
+        assert srv.count() == c0 + 1
         srv.unhang()
+        assert log_entry(f, r.request_id)["error"] == "jwt_unknown_kid"
+        # the request that waited kid_wait for the hanging refetch: reason unknown_kid as well (contract)
+        assert log_entry(f, timed_out_rid)["error"] == "jwt_unknown_kid"
 
 
 def test_idp_down_at_start_then_up(ficus_factory, jwks_factory, keys):
