@@ -154,11 +154,11 @@ def assert_401(fx, client, path, token=None, auth=None, reason=None, provider="c
     assert r.status == 401, r
     assert r.headers.get_list("www-authenticate") == [www], r
     assert r.json == {"error": body_error}, r
+    d = wait_metric_delta(lambda: validations(fx, provider, reason=reason), before, 1)
+    assert d == 1, f"ficus_jwt_validations_total{{provider={provider},reason={reason}}} moved by {d}"
     e = log_entry(fx, r.request_id)
     assert e["status"] == 401
     assert e["error"] == f"jwt_{reason}", e
-    d = wait_metric_delta(lambda: validations(fx, provider, reason=reason), before, 1)
-    assert d == 1, f"ficus_jwt_validations_total{{provider={provider},reason={reason}}} moved by {d}"
     return r
 
 
