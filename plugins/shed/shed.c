@@ -22,7 +22,8 @@
  *
  * LOOP LAG: every worker runs a 100 ms h2o_timeout (H2O 2.2.5 timeouts have a fixed duration and belong to one loop:
  * initialised on the worker's loop from its own thread, in on_worker_generation) and records how late it fired
- * against CLOCK_MONOTONIC (last value; read by its own requests and by /metrics).
+ * against CLOCK_MONOTONIC (last value; read by its own requests and by /metrics). A request also sees the tick
+ * overdue by the loop's own clock: after a stall the loop runs the requests it reads before its timers.
  *
  * FLEET: worker 0 alone, on that same tick, every poll_interval, runs one Lua script on its Redis connection. Keys
  * share the hash tag {<key_prefix>} so one script touches one cluster slot:
@@ -111,7 +112,8 @@ typedef struct st_shed_worker_t {
     const shed_global_t *global; /* of the worker's current generation, or NULL */
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
-    uint64_t expected_us;
+    uint64_t expected_us;      /* when the tick should fire (CLOCK_MONOTONIC) */
+    uint64_t expected_loop_ms; /* the same in loop time (h2o_now), for requests seeing the tick overdue */
     /* worker 0: fleet polling */
     uint64_t next_poll_ms;
     ficus_redis_cmd_t *pending;
@@ -318,6 +320,17 @@ static uint64_t instance_inflight(void)
     return n;
 }
 
+/* The worker's loop lag: the last measured one, or more if the tick is overdue right now (a loop that was stuck runs
+ * the requests it then reads before its timers: they must see the lag). h2o_now() is the loop's cached clock. */
+static uint64_t loop_lag_us(unsigned wi, h2o_loop_t *loop)
+{
+    uint64_t lag = ficus_counter_get(&shed_stats[wi].loop_lag_us), now = h2o_now(loop),
+             expected = shed_workers[wi].expected_loop_ms;
+    if (expected != 0 && now > expected && (now - expected) * 1000 > lag)
+        lag = (now - expected) * 1000;
+    return lag;
+}
+
 static ficus_status_t on_request(void *_conf, ficus_req_t *req)
 {
     const shed_route_t *rc = _conf;
@@ -337,7 +350,7 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *req)
             reason = REASON_FLEET_LEVEL;
         else if (share != 0 && inflight > share)
             reason = REASON_FLEET_BUDGET;
-        else if (p <= PRIO_NORMAL && g->max_loop_lag_us != 0 && ficus_counter_get(&slot->loop_lag_us) > g->max_loop_lag_us)
+        else if (p <= PRIO_NORMAL && g->max_loop_lag_us != 0 && loop_lag_us(wi, req->worker->loop) > g->max_loop_lag_us)
             reason = REASON_LOOP_LAG;
     }
     if (reason >= 0) {
@@ -496,6 +509,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
     if (sw->w->index == 0 && sw->global != NULL && sw->global->fleet.enabled)
         fleet_tick(sw, now / 1000);
     sw->expected_us = mono_us() + TICK_MS * 1000;
+    sw->expected_loop_ms = h2o_now(sw->w->loop) + TICK_MS;
     h2o_timeout_link(sw->w->loop, &sw->tick, &sw->tick_entry);
 }
 
@@ -512,9 +526,11 @@ static void on_worker_generation(void *gconf, ficus_worker_t *w, const ficus_con
     sw->global = g;
     if (g != NULL && !h2o_timeout_is_linked(&sw->tick_entry)) {
         sw->expected_us = mono_us() + TICK_MS * 1000;
+        sw->expected_loop_ms = h2o_now(w->loop) + TICK_MS;
         h2o_timeout_link(w->loop, &sw->tick, &sw->tick_entry);
     } else if (g == NULL && h2o_timeout_is_linked(&sw->tick_entry)) {
         h2o_timeout_unlink(&sw->tick_entry);
+        sw->expected_loop_ms = 0;
         gauge_set(&shed_stats[w->index].loop_lag_us, 0);
     }
     if (w->index != 0)

@@ -466,6 +466,55 @@ def test_fleet_removed_on_reload(ficus_factory, redis):
 # loop lag, metrics
 
 
+def all_threads_stopped(pid):
+    """SIGSTOP takes effect thread by thread: whether every thread of pid is now in state T (stopped)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                return False
+    return True
+
+
+def test_loop_lag_sheds_low_and_normal(ficus_factory):
+    """A stalled event loop (the whole process stopped for 600 ms with SIGSTOP): the requests it reads when it runs
+    again are shed if low or normal (loop_lag, max_loop_lag 250ms), high is served; then all is served again."""
+    fx = start(ficus_factory, workers=1, max_loop_lag="250ms")
+    conns = {}
+    try:
+        for p in ("low", "normal", "high"):
+            conns[p] = http.client.HTTPSConnection("localhost", fx.tls_port, context=_ctx(fx.certs.ca), timeout=30 * SLOW)
+            conns[p].request("GET", f"/{p}/before")
+            r = conns[p].getresponse()
+            r.read()
+            assert r.status == 200, p
+        os.kill(fx.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: all_threads_stopped(fx.pid), 5, interval=0.005, what="every ficus thread stopped")
+            for p, c in conns.items():
+                c.request("GET", f"/{p}/during")  # buffered by the kernel until ficus runs again
+            time.sleep(0.6)
+        finally:
+            os.kill(fx.pid, signal.SIGCONT)
+        got = {}
+        for p, c in conns.items():
+            r = c.getresponse()
+            body = r.read()
+            got[p] = (r.status, json.loads(body).get("error") if r.status != 200 else None, r.getheader("retry-after"))
+        assert got == {"low": (503, "overloaded", "2"), "normal": (503, "overloaded", "2"), "high": (200, None, None)}, got
+    finally:
+        for c in conns.values():
+            c.close()
+    # the lag measured when the loop ran again holds until the next 100 ms tick: probes may be shed until then
+    wait_for(lambda: probe(fx, "low")[0] == 200, 5 * SLOW, what="low served again")
+    m = fx.metrics()
+    low = m.get("ficus_shed_total", priority="low", reason="loop_lag")
+    assert low >= 1
+    assert m.get("ficus_shed_total", priority="normal", reason="loop_lag") == 1
+    assert m.sum("ficus_shed_total", priority="high") == 0
+    assert m.sum("ficus_shed_total") == low + 1
+    fx.wait_access_log(lambda es: len([e for e in es if e.get("error") == "shed_loop_lag"]) == low + 1)
+
+
 def test_metrics(ficus_factory):
     fx = start(ficus_factory, max_loop_lag="250ms")
     assert probe(fx, "low")[0] == 200
