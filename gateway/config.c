@@ -815,7 +815,7 @@ static void config_free(ficus_config_t *c)
     free(c->identity_headers);
     for (size_t i = 0; i != c->server.num_listeners; ++i) {
         free(c->server.listeners[i].address);
-        ficus_tls_conf_free(c->server.listeners[i].tls);
+        ficus_tls_conf_retire(c->server.listeners[i].tls, c->server.handshake_timeout_ms + 2000);
     }
     free(c->server.listeners);
     free(c->server.admin_address);

@@ -19,6 +19,7 @@
 #include "ficus/metrics.h"
 #include "ficus/provider.h"
 #include "ficus/server.h"
+#include "ficus/tls.h"
 #include "ficus/worker.h"
 
 ficus_server_t ficus_server;
@@ -116,6 +117,15 @@ static void on_signal(h2o_socket_t *sock, const char *err)
     }
 }
 
+static h2o_timeout_t housekeeping_timeout;
+static h2o_timeout_entry_t housekeeping_entry;
+
+static void on_housekeeping(h2o_timeout_entry_t *entry)
+{
+    ficus_tls_collect(0);
+    h2o_timeout_link(ficus_server.loop, &housekeeping_timeout, &housekeeping_entry);
+}
+
 static void *join_workers(void *arg)
 {
     /* joined off the control loop so admin keeps answering (readyz 503) while workers drain */
@@ -174,6 +184,10 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
                                                  : "plain");
     }
     ficus_info("ficus %s started: %u workers, generation 1 from %s", FICUS_VERSION, s->num_workers, s->config_path);
+
+    h2o_timeout_init(s->loop, &housekeeping_timeout, 1000);
+    housekeeping_entry.cb = on_housekeeping;
+    h2o_timeout_link(s->loop, &housekeeping_timeout, &housekeeping_entry);
 
     h2o_socket_t *sigsock = h2o_evloop_socket_create(s->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
     sigsock->data = s;

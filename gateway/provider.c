@@ -599,11 +599,14 @@ static void on_jwks(void *data, const char *errstr, const ficus_fetch_response_t
     int unchanged = f->has_digest && memcmp(digest, f->body_digest, 32) == 0 && p->keys != NULL;
     if (!unchanged) {
         ficus_jwks_t *keys = ficus_jwks_parse(res->body.base, res->body.len, f->algs, f->min_rsa_bits, err, sizeof(err));
-        if (keys == NULL)
-            return fetch_failed(f, "JWKS parse", err);
+        if (keys == NULL) {
+            char why[320];
+            snprintf(why, sizeof(why), "invalid JWKS: %s", err);
+            return fetch_failed(f, "JWKS fetch", why);
+        }
         if (keys->num_keys == 0) {
             ficus_jwks_release(keys);
-            return fetch_failed(f, "JWKS parse", "no usable key for the allowed algorithms");
+            return fetch_failed(f, "JWKS fetch", "invalid JWKS: no usable key for the allowed algorithms");
         }
         memcpy(f->body_digest, digest, 32);
         f->has_digest = 1;

@@ -6,6 +6,7 @@
  * "a.example.com", not "a.b.example.com"). Contexts are built at config load; a handshake only compares strings. */
 #include <ctype.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -13,6 +14,21 @@
 #include "h2o/http2.h"
 #include "ficus/log.h"
 #include "ficus/tls.h"
+
+/* retired TLS confs waiting for the sockets accepted with them to start (or time out) their handshakes */
+static pthread_mutex_t graveyard_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct st_grave_t {
+    ficus_tls_conf_t *tls;
+    uint64_t free_at_ms;
+} * graveyard;
+static size_t graveyard_size, graveyard_cap;
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int ex_data_index = -1; /* SSL_CTX ex data slot holding the listener's ficus_tls_conf_t */
 static pthread_once_t ex_data_once = PTHREAD_ONCE_INIT;
@@ -176,10 +192,8 @@ int ficus_tls_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tl
     return 0;
 }
 
-void ficus_tls_conf_free(ficus_tls_conf_t *tls)
+static void tls_conf_free(ficus_tls_conf_t *tls)
 {
-    if (tls == NULL)
-        return;
     for (size_t i = 0; i != tls->num_certs; ++i) {
         /* handshakes in flight hold their own reference to the context; the ex data pointer must not outlive tls */
         SSL_CTX_set_ex_data(tls->certs[i].ssl_ctx, ex_data_index, NULL);
@@ -190,4 +204,34 @@ void ficus_tls_conf_free(ficus_tls_conf_t *tls)
     }
     free(tls->certs);
     free(tls);
+}
+
+void ficus_tls_conf_retire(ficus_tls_conf_t *tls, uint64_t delay_ms)
+{
+    if (tls == NULL)
+        return;
+    pthread_mutex_lock(&graveyard_mutex);
+    if (graveyard_size == graveyard_cap) {
+        graveyard_cap = graveyard_cap == 0 ? 16 : graveyard_cap * 2;
+        if ((graveyard = realloc(graveyard, sizeof(*graveyard) * graveyard_cap)) == NULL)
+            ficus_fatal("no memory");
+    }
+    graveyard[graveyard_size].tls = tls;
+    graveyard[graveyard_size++].free_at_ms = monotonic_ms() + delay_ms;
+    pthread_mutex_unlock(&graveyard_mutex);
+}
+
+void ficus_tls_collect(int all)
+{
+    uint64_t now = monotonic_ms();
+    pthread_mutex_lock(&graveyard_mutex);
+    for (size_t i = 0; i < graveyard_size;) {
+        if (all || graveyard[i].free_at_ms <= now) {
+            tls_conf_free(graveyard[i].tls);
+            graveyard[i] = graveyard[--graveyard_size];
+        } else {
+            ++i;
+        }
+    }
+    pthread_mutex_unlock(&graveyard_mutex);
 }

@@ -6,6 +6,7 @@
  * connections keep theirs), and updates the few H2O settings read at run time (body limit, timeouts), all on its own
  * thread, so nothing is shared or locked. */
 #include <errno.h>
+#include <semaphore.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,24 +262,13 @@ static void setup_globalconf(ficus_worker_t *w, const ficus_config_t *config)
     }
 }
 
-static void *worker_main(void *arg)
+/* Everything a worker owns is created on its own thread: H2O keeps per-thread allocators (socket buffers, memory
+ * pool chunks) and a buffer made on one thread must not be grown or recycled on another. */
+static void init_on_thread(ficus_worker_t *w, ficus_config_t *config)
 {
-    ficus_worker_t *w = arg;
-    ficus_current_worker = w;
-    notify_plugins(w, w->current->config);
-    while (!w->exited)
-        h2o_evloop_run(w->loop, INT32_MAX);
-    ficus_access_log_flush(&w->access_log);
-    return NULL;
-}
-
-void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config)
-{
-    /* everything is built here, before the thread runs, so messages can be sent at once */
     w->loop = h2o_evloop_create();
     setup_globalconf(w, config);
     h2o_context_init(&w->ctx, w->loop, &w->globalconf);
-    ficus_config_retain(config);
     w->current = wgen_create(w, config);
     h2o_timeout_init(w->loop, &w->drain_check_timeout, 100);
     h2o_timeout_init(w->loop, &w->tick_timeout, 100);
@@ -296,6 +286,29 @@ void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config)
     apply_redis(w, NULL, config);
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_message);
+}
+
+static void *worker_main(void *arg)
+{
+    ficus_worker_t *w = arg;
+    ficus_current_worker = w;
+    init_on_thread(w, w->start_config);
+    w->start_config = NULL;
+    sem_post(&w->ready); /* from here on the control thread may post messages */
+    notify_plugins(w, w->current->config);
+    while (!w->exited)
+        h2o_evloop_run(w->loop, INT32_MAX);
+    ficus_access_log_flush(&w->access_log);
+    return NULL;
+}
+
+void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config)
+{
+    ficus_config_retain(config); /* moves into the worker's first wgen */
+    w->start_config = config;
+    sem_init(&w->ready, 0, 0);
     if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
         ficus_fatal("cannot create worker thread: %s", strerror(errno));
+    while (sem_wait(&w->ready) != 0)
+        ;
 }

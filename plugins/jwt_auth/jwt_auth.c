@@ -528,7 +528,7 @@ static void on_waiter(ficus_provider_waiter_t *waiter, int timed_out)
     ficus_req_t *r = pending->req;
     if (timed_out) {
         count(pending->conf, r, (size_t)-FICUS_JWT_ERR_UNKNOWN_KID);
-        respond_401(r, "invalid_token", "jwt_unknown_kid_timeout");
+        respond_401(r, "invalid_token", "jwt_unknown_kid"); /* kid_wait elapsed */
         return;
     }
     if (check_token(pending->conf, r, pending->token, 0) == 1)
@@ -554,7 +554,7 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *r)
         return FICUS_RESPONDED;
     case TOKEN_MALFORMED_HEADER:
         count(conf, r, FICUS_PROVIDER_RESULT_BAD_REQUEST);
-        respond_401(r, "invalid_request", "jwt_malformed_authorization");
+        respond_401(r, "invalid_request", "jwt_bad_request");
         return FICUS_RESPONDED;
     case TOKEN_FOUND:
         break;

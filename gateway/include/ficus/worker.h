@@ -9,6 +9,7 @@
 #define ficus__worker_h
 
 #include <pthread.h>
+#include <semaphore.h>
 #include "h2o.h"
 #include "h2o/http1client.h"
 #include "ficus/access_log.h"
@@ -65,6 +66,8 @@ typedef struct st_ficus_h2_guard_entry_t {
 struct st_ficus_worker_t {
     unsigned index;
     pthread_t thread;
+    sem_t ready; /* posted once the thread has built its loop, context and queue */
+    ficus_config_t *start_config;
     h2o_evloop_t *loop;
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
