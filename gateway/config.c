@@ -623,6 +623,13 @@ static int is_core_route_key(const char *k)
     return 0;
 }
 
+/* A plugin that runs on every route of a generation where its top-level section is present (its on_config gets a NULL
+ * node on routes that do not name its key). */
+static int plugin_applies_by_default(const ficus_config_t *config, const ficus_plugin_t *p)
+{
+    return p->applies_to_every_route && ficus_config_plugin_global(config, p) != NULL;
+}
+
 static int load_route(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_config_t *config, ficus_route_t *route)
 {
     if (ficus_conf_expect(cc, node, FICUS_NODE_MAPPING) != 0)
@@ -709,12 +716,13 @@ static int load_route(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_conf
     /* plugin sections, in the order of the plugin table (= phase order), not the order written */
     size_t nplugins = 0;
     for (const ficus_plugin_t *const *p = ficus_plugins; *p != NULL; ++p)
-        if (ficus_node_get(node, (*p)->name) != NULL && ficus_plugin_find((*p)->name) != NULL)
+        if ((ficus_node_get(node, (*p)->name) != NULL || plugin_applies_by_default(config, *p)) &&
+            ficus_plugin_find((*p)->name) != NULL)
             ++nplugins;
     route->plugins = xcalloc(nplugins, sizeof(*route->plugins));
     for (const ficus_plugin_t *const *p = ficus_plugins; *p != NULL; ++p) {
         ficus_node_t *section = ficus_node_get(node, (*p)->name);
-        if (section == NULL || ficus_plugin_find((*p)->name) == NULL)
+        if ((section == NULL && !plugin_applies_by_default(config, *p)) || ficus_plugin_find((*p)->name) == NULL)
             continue;
         ficus_plugin_instance_t *inst = route->plugins + route->num_plugins++;
         inst->plugin = *p;

@@ -591,6 +591,7 @@ const ficus_plugin_t ficus_plugin_shed = {
     .on_config = on_config,
     .dispose = dispose,
     .on_request = on_request,
+    .applies_to_every_route = 1, /* with a `shedding:` section, a route without `priority:` is normal */
     .global_key = "shedding",
     .on_global_config = on_global_config,
     .global_dispose = global_dispose,

@@ -105,6 +105,10 @@ routes:
     strip_prefix: /critical
     priority: critical
     to: b
+  - name: default
+    match: { path_prefix: /default/ }
+    strip_prefix: /default
+    to: a
 """
 
 PRIORITIES = ("low", "normal", "high", "critical")
@@ -220,6 +224,7 @@ def test_thresholds_by_priority(ficus_factory):
                 assert (status, err, retry_after) == (503, "overloaded", "2"), (n, p)
             else:
                 assert status == 200, (n, p, status, err)
+        assert probe(fx, "default")[0] == (503 if "normal" in shed else 200), n  # no `priority:` = normal
     for h in holders:
         assert h.join() == [200] * len(h.threads)
     for p in PRIORITIES:
@@ -227,10 +232,10 @@ def test_thresholds_by_priority(ficus_factory):
 
     m = fx.metrics()
     assert m.get("ficus_shed_total", priority="low", reason="inflight") == 4
-    assert m.get("ficus_shed_total", priority="normal", reason="inflight") == 3
+    assert m.get("ficus_shed_total", priority="normal", reason="inflight") == 3 + 3  # + the route without priority
     assert m.get("ficus_shed_total", priority="high", reason="inflight") == 2
     assert m.get("ficus_shed_total", priority="critical", reason="inflight") == 1
-    fx.wait_access_log(lambda es: len([e for e in es if e.get("error") == "shed_inflight"]) == 10)
+    fx.wait_access_log(lambda es: len([e for e in es if e.get("error") == "shed_inflight"]) == 13)
     assert log_errors(fx, "low") == ["shed_inflight"] * 4
     shed = [e for e in fx.access_log() if e.get("error") == "shed_inflight"]
     assert all(e["status"] == 503 and e["upstream"] is None for e in shed), shed

@@ -128,6 +128,9 @@ FICUS_TEST(good_config)
         }
     }
     ok(c->routes[0]->plugins[0].plugin == &ficus_plugin_shed);
+    const shed_route_t *none = route_conf(c, 4);
+    if (ok(none != NULL))
+        ok_int(none->priority, PRIO_NORMAL);
     ficus_config_release(c);
 }
 

@@ -40,6 +40,9 @@ struct st_ficus_plugin_t {
     void (*on_response)(void *conf, ficus_req_t *req);
     /** Nonzero: available only when the environment has FICUS_TEST_PLUGINS=1 (plugins used by the test suite). */
     int test_only;
+    /** Nonzero: when the plugin's global conf exists (its top-level section is present), it also runs on routes that
+     * do not name its key: on_config is then called with node == NULL (route defaults, e.g. priority: normal). */
+    int applies_to_every_route;
     /** A top-level section this plugin owns (e.g. "rate_limits"), or NULL. */
     const char *global_key;
     /** Validates the top-level section (node is NULL when the file has none) into *gconf (may stay NULL). 0 or -1.
