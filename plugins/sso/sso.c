@@ -355,9 +355,9 @@ static int on_global_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void
                            "client_auth:s,scopes:a,callback_path:s,logout_path:s,backchannel_logout_path:s,post_logout_redirect:s,"
                            "external_url:s,refresh_before:s,token_timeout:s,authorization_endpoint:s,token_endpoint:s,"
                            "end_session_endpoint:s",
-                           &provider, &client_id, &client_secret_file, &session, &client_auth, &scopes, &callback_path, &logout_path,
-                           &backchannel, &post_logout, &external_url, &refresh_before, &token_timeout, &authz_ep, &token_ep,
-                           &end_ep) != 0)
+                           &provider, &client_id, &client_secret_file, &session, &client_auth, &scopes, &callback_path,
+                           &logout_path, &backchannel, &post_logout, &external_url, &refresh_before, &token_timeout, &authz_ep,
+                           &token_ep, &end_ep) != 0)
         return -1;
     sso_global_t *g = calloc(1, sizeof(*g));
     if (g == NULL)
@@ -366,8 +366,9 @@ static int on_global_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void
     if ((g->provider = ficus_config_provider(cc->config, provider->data.scalar.value)) == NULL)
         return ficus_conf_error(cc, provider, "unknown provider '%s' (define it under `providers:`)", provider->data.scalar.value);
     if (g->provider->source != FICUS_KEYS_FROM_DISCOVERY && (authz_ep == NULL || token_ep == NULL))
-        return ficus_conf_error(cc, provider, "sso needs provider '%s' with `discovery: true`, or authorization_endpoint and "
-                                              "token_endpoint here",
+        return ficus_conf_error(cc, provider,
+                                "sso needs provider '%s' with `discovery: true`, or authorization_endpoint and "
+                                "token_endpoint here",
                                 g->provider->name);
     g->client_id = xstrdup(client_id->data.scalar.value);
     if ((g->client_secret = read_secret(cc, client_secret_file)) == NULL)
@@ -498,7 +499,8 @@ static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
     if (forward_at != NULL && ficus_conf_bool(cc, forward_at, &rc->forward_access_token) != 0)
         return -1;
     if (rc->forward_access_token && !rc->g->store_redis)
-        return ficus_conf_error(cc, forward_at, "forward_access_token needs the redis session store (tokens never go into cookies)");
+        return ficus_conf_error(cc, forward_at,
+                                "forward_access_token needs the redis session store (tokens never go into cookies)");
     if (forward != NULL) {
         if ((rc->forward = calloc(forward->data.mapping.size + 1, sizeof(*rc->forward))) == NULL)
             ficus_fatal("no memory");
@@ -600,10 +602,12 @@ static void cache_put(const char *id, json_t *session, uint64_t now)
 
 static int is_navigation(h2o_req_t *req)
 {
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
         return 0;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
-    if (i == -1 || h2o_strstr(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("text/html")) == SIZE_MAX)
+    if (i == -1 ||
+        h2o_strstr(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("text/html")) == SIZE_MAX)
         return 0;
     if (h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-requested-with"), -1) != -1)
         return 0;
@@ -629,8 +633,8 @@ static void start_login(const sso_global_t *g, ficus_req_t *r)
     }
     char *state = random_token(24), *nonce = random_token(24), *verifier = random_token(48), *challenge = pkce_challenge(verifier);
     /* the original URL: this request's path and query (same origin by construction) */
-    json_t *flow = json_pack("{s:s, s:s, s:s, s:s%, s:f}", "state", state, "nonce", nonce, "verifier", verifier, "url", req->path.base,
-                             req->path.len, "exp", unix_now() + g->flow_ttl_ms / 1000.0);
+    json_t *flow = json_pack("{s:s, s:s, s:s, s:s%, s:f}", "state", state, "nonce", nonce, "verifier", verifier, "url",
+                             req->path.base, req->path.len, "exp", unix_now() + g->flow_ttl_ms / 1000.0);
     char *plain = json_dumps(flow, JSON_COMPACT);
     char *sealed = plain != NULL ? ficus_seal(&g->keys, "ficus-sso-flow", (const uint8_t *)plain, strlen(plain)) : NULL;
     json_decref(flow);
@@ -912,8 +916,8 @@ static int post_token(sso_pending_t *p, const char *form, ficus_fetch_cb cb)
     ficus_fetch_ctx_t *ctx = h2o_mem_alloc_pool(&p->r->h2o->pool, sizeof(*ctx));
     fetch_ctx(g, p->r, ctx);
     const char *err = NULL;
-    p->fetch = ficus_fetch_start(ctx, "POST", token_ep, h2o_iovec_init(hdrs, hlen), h2o_iovec_init(body, blen), MAX_TOKEN_RESPONSE, cb,
-                                 p, &err);
+    p->fetch = ficus_fetch_start(ctx, "POST", token_ep, h2o_iovec_init(hdrs, hlen), h2o_iovec_init(body, blen), MAX_TOKEN_RESPONSE,
+                                 cb, p, &err);
     OPENSSL_cleanse(hdrs, hlen);
     OPENSSL_cleanse(body, blen);
     free(hdrs);
@@ -1050,7 +1054,8 @@ static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_r
     if (rt != NULL)
         json_object_set_new(p->session, "refresh_token", json_string(rt));
     json_t *expires_in = json_object_get(doc, "expires_in");
-    json_object_set_new(p->session, "at_exp", json_real(unix_now() + (json_is_number(expires_in) ? json_number_value(expires_in) : 300)));
+    json_object_set_new(p->session, "at_exp",
+                        json_real(unix_now() + (json_is_number(expires_in) ? json_number_value(expires_in) : 300)));
     json_decref(doc);
     store_session(r->worker, p->g, p->session_id, p->session, 0);
     cache_put(p->session_id, p->session, h2o_now(r->worker->loop));
@@ -1150,7 +1155,10 @@ static void on_code_token(void *data, const char *errstr, const ficus_fetch_resp
     const char *sub = json_string_value(json_object_get(jwt.claims, "sub"));
     if (st != FICUS_JWT_OK || nonce == NULL || want_nonce == NULL || strcmp(nonce, want_nonce) != 0 || sub == NULL) {
         char *reason = h2o_mem_alloc_pool(&r->h2o->pool, 64);
-        snprintf(reason, 64, "sso_id_token_%s", st != FICUS_JWT_OK ? ficus_jwt_status_name(st) : sub == NULL ? "no_sub" : "bad_nonce");
+        snprintf(reason, 64, "sso_id_token_%s",
+                 st != FICUS_JWT_OK ? ficus_jwt_status_name(st)
+                 : sub == NULL      ? "no_sub"
+                                    : "bad_nonce");
         r->error = reason;
         ficus_jwt_dispose(&jwt);
         json_decref(doc);
@@ -1162,16 +1170,19 @@ static void on_code_token(void *data, const char *errstr, const ficus_fetch_resp
     json_object_del(claims, "nonce");
     json_object_del(claims, "at_hash");
     json_object_del(claims, "c_hash");
-    json_t *session = json_pack("{s:o, s:f, s:f, s:f}", "claims", claims, "created", now, "touched", now, "expires", now + g->ttl_ms / 1000.0);
+    json_t *session =
+        json_pack("{s:o, s:f, s:f, s:f}", "claims", claims, "created", now, "touched", now, "expires", now + g->ttl_ms / 1000.0);
     ficus_jwt_dispose(&jwt);
     char *cookie_value = NULL;
     if (g->store_redis) {
         json_object_set_new(session, "id_token", json_string(id_token));
-        const char *at = json_string_value(json_object_get(doc, "access_token")), *rt = json_string_value(json_object_get(doc, "refresh_token"));
+        const char *at = json_string_value(json_object_get(doc, "access_token")),
+                   *rt = json_string_value(json_object_get(doc, "refresh_token"));
         json_t *expires_in = json_object_get(doc, "expires_in");
         if (at != NULL) {
             json_object_set_new(session, "access_token", json_string(at));
-            json_object_set_new(session, "at_exp", json_real(now + (json_is_number(expires_in) ? json_number_value(expires_in) : 300)));
+            json_object_set_new(session, "at_exp",
+                                json_real(now + (json_is_number(expires_in) ? json_number_value(expires_in) : 300)));
         }
         if (rt != NULL)
             json_object_set_new(session, "refresh_token", json_string(rt));
@@ -1234,7 +1245,8 @@ static void exchange_code(sso_pending_t *p, const char *code)
     OPENSSL_cleanse(form, len);
     free(form);
     if (rc != 0)
-        callback_fail(p->r, p->g, 503, "sso_provider_unavailable", "The identity provider cannot be reached yet. Please try again.");
+        callback_fail(p->r, p->g, 503, "sso_provider_unavailable",
+                      "The identity provider cannot be reached yet. Please try again.");
 }
 
 static void on_state_used(void *data, redisReply *reply, const char *err)
@@ -1411,8 +1423,10 @@ static ficus_status_t on_backchannel(const sso_global_t *g, ficus_req_t *r)
         token != NULL ? ficus_jwt_verify(token, strlen(token), slot->keys, &policy, unix_now(), &jwt) : FICUS_JWT_ERR_MALFORMED;
     free(token);
     json_t *events = json_object_get(jwt.claims, "events");
-    const char *sid = json_string_value(json_object_get(jwt.claims, "sid")), *sub = json_string_value(json_object_get(jwt.claims, "sub"));
-    int valid = st == FICUS_JWT_OK && json_is_object(json_object_get(events, "http://schemas.openid.net/event/backchannel-logout")) &&
+    const char *sid = json_string_value(json_object_get(jwt.claims, "sid")),
+               *sub = json_string_value(json_object_get(jwt.claims, "sub"));
+    int valid = st == FICUS_JWT_OK &&
+                json_is_object(json_object_get(events, "http://schemas.openid.net/event/backchannel-logout")) &&
                 json_object_get(jwt.claims, "nonce") == NULL && (sid != NULL || sub != NULL) && g->store_redis &&
                 r->worker->redis != NULL && (sid == NULL || strlen(sid) <= 100) && (sub == NULL || strlen(sub) <= 100);
     if (!valid) {
