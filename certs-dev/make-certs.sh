@@ -8,6 +8,8 @@
 #   dev-ca.crt / dev-ca.key            a throw-away CA (ECDSA P-256), trust it with curl --cacert certs-dev/dev-ca.crt
 #   localhost.crt / localhost.key      server certificate signed by that CA, SAN DNS:localhost, IP:127.0.0.1, IP:::1
 #   dev-jwt.key / dev-jwt.pub.pem      RSA 2048 key pair for signing demo JWTs (PKCS#8 private, SPKI public)
+#   dev-jwks.json                      the public key as a JWKS (kid "dev"), for the demo provider
+#   sso-keys                           AES-256 key ring for SSO cookies (one 64-hex-digit key per line)
 # Certificates are valid 825 days (the maximum clients accept for a leaf).
 set -euo pipefail
 
@@ -65,9 +67,27 @@ if [ $FORCE = 1 ] || [ ! -s dev-jwt.key ] || [ ! -s dev-jwt.pub.pem ]; then
     made=1
 fi
 
+# The public half of dev-jwt.key as a JWKS (kid "dev"), for the demo's `providers.dev.jwks_file`.
+if [ $FORCE = 1 ] || [ ! -s dev-jwks.json ] || [ dev-jwt.pub.pem -nt dev-jwks.json ]; then
+    n_hex=$(openssl rsa -pubin -in dev-jwt.pub.pem -noout -modulus 2>/dev/null | cut -d= -f2)
+    /usr/bin/python3 - "$n_hex" >dev-jwks.json <<'PY'
+import base64, json, sys
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+n = bytes.fromhex(sys.argv[1])
+print(json.dumps({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "dev", "n": b64(n), "e": b64((65537).to_bytes(3, "big"))}]}))
+PY
+    made=1
+fi
+# Demo SSO material (used only when the demo runs an OpenID provider): an AES key ring for sealed cookies.
+if [ $FORCE = 1 ] || [ ! -s sso-keys ]; then
+    openssl rand -hex 32 >sso-keys
+    made=1
+fi
+
 # Certificates and public keys are not secret; private keys stay 0600.
 chmod 0644 dev-ca.crt localhost.crt dev-jwt.pub.pem
-chmod 0600 dev-ca.key localhost.key dev-jwt.key
+chmod 0600 dev-ca.key localhost.key dev-jwt.key sso-keys
+chmod 0644 dev-jwks.json
 openssl verify -CAfile dev-ca.crt localhost.crt >/dev/null
 if [ $made = 1 ]; then
     echo "certs-dev: generated; localhost.crt valid until $(openssl x509 -in localhost.crt -noout -enddate | cut -d= -f2)"

@@ -680,7 +680,7 @@ static int parse_digits(const char *s, size_t len, uint64_t *out)
 int ficus_conf_uint(ficus_conf_ctx_t *cc, const ficus_node_t *node, uint64_t min, uint64_t max, uint64_t *out)
 {
     char shown[SHOW_MAX + 8];
-    uint64_t v;
+    uint64_t v = 0;
     if (get_scalar(cc, node) != 0)
         return -1;
     const char *s = node->data.scalar.value;

@@ -106,6 +106,11 @@ start_echo monolith 9000
 start_echo orders 9100
 
 # --- 4. ficus -----------------------------------------------------------------------------------------------------
+if [ "$REDIS_PORT" != 6379 ]; then
+    # the demo config names 127.0.0.1:6379: run a copy that points at the redis we started
+    sed "s/127.0.0.1:6379/127.0.0.1:$REDIS_PORT/" "$CONF" >"$RUN/ficus.yaml"
+    CONF="$RUN/ficus.yaml"
+fi
 say "checking $CONF"
 "$FICUS" -t -c "$CONF" || die "$CONF is not valid (see above)"
 for p in 8443 8080 9901; do port_busy $p && die "port $p (used by $CONF) is already in use"; done
@@ -125,9 +130,18 @@ cat <<HELP
 $(printf '\033[1m')ficus is running (pid $FICUS_PID).$(printf '\033[0m') Try, from another terminal in $ROOT:
 
   curl --cacert $CA https://localhost:8443/                 # monolith (catch-all route)
-  curl --cacert $CA https://localhost:8443/api/orders?id=7  # the new "orders" service: the echo shows
+  TOKEN=\$($FICUS token --sub alice --scope orders)       # a dev JWT signed with certs-dev/dev-jwt.key
+  curl --cacert $CA -H "Authorization: Bearer \$TOKEN" https://localhost:8443/api/orders?id=7
+                                                            # the new "orders" service (JWT + per-user rate limit): the echo shows
+                                                            # x-user-id: alice and the X-Forwarded-* headers ficus set
+  curl --cacert $CA -i https://localhost:8443/api/orders    # 401 + WWW-Authenticate: no token
+  for i in \$(seq 12); do curl -s -o /dev/null -w '%{http_code} ' --cacert $CA -H "Authorization: Bearer \$TOKEN" https://localhost:8443/api/orders; done
+                                                            # 10/s per user, burst 5: then 429 with Retry-After and RateLimit-* headers
+  redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 2                     # fleet-wide shedding: normal and low routes answer 503 within 1 s
+  redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 0
                                                             #   x-served-by, x-forwarded-for/-proto/-host, x-request-id
-  curl --cacert $CA -i https://localhost:8443/api/orders    # response headers: x-route, x-request-id, strict-transport-security
+  curl --cacert $CA -i -H "Authorization: Bearer \$TOKEN" https://localhost:8443/api/orders
+                                                            # response headers: x-route, x-request-id, ratelimit-*, strict-transport-security
   curl --cacert $CA -i https://localhost:8443/checkout/cart?step=2   # 308 to https://shop.example.com/checkout/cart?step=2
   curl --cacert $CA https://localhost:8443/ping             # answered by ficus itself: pong
   curl --cacert $CA --http2 -sI https://localhost:8443/     # HTTP/2 (ALPN)
