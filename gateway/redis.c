@@ -492,6 +492,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         h2o_timeout_unlink(&r->connect_entry);
     if (status != REDIS_OK) {
         ficus_warn("redis %s: connect failed: %s", r->conf.address, ac->errstr);
+        ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
         /* hiredis frees the context after this callback */
         r->ac = NULL;
         schedule_reconnect(r);
@@ -541,6 +542,7 @@ static void connect_now(ficus_redis_t *r)
     redisAsyncContext *ac = r->unix_path != NULL ? redisAsyncConnectUnix(r->unix_path) : redisAsyncConnect(r->host, r->conf.port);
     if (ac == NULL || ac->err) {
         ficus_warn("redis %s: cannot connect: %s", r->conf.address, ac != NULL ? ac->errstr : "no memory");
+        ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
         if (ac != NULL)
             redisAsyncFree(ac);
         schedule_reconnect(r);
@@ -642,7 +644,11 @@ void ficus_redis_update(ficus_redis_t *r, const ficus_redis_conf_t *conf)
 
 int ficus_redis_is_available(ficus_redis_t *r)
 {
-    return r->connected && r->breaker_open_until_ms <= h2o_now(r->loop);
+    if (r->connected && r->breaker_open_until_ms <= h2o_now(r->loop))
+        return 1;
+    /* the caller will not send: count it as a command refused locally */
+    ficus_counter_add(&ficus_redis_stats[r->worker].unavailable, 1);
+    return 0;
 }
 
 static void maybe_free_client(ficus_redis_t *r)

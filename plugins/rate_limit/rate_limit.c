@@ -18,7 +18,7 @@
  * burst); unspent leased tokens (at most lease size per worker and key, dropped after min(per, 1s)) can only make it admit less.
  * DENY CACHE: a key over its limit is denied locally until its retry time: an abusive client costs no Redis traffic.
  * RESERVATIONS: when a hot key's bucket cannot give a whole lease now, the script may reserve it for the near future
- * (at most 2 leases ahead): the worker denies locally until the reservation starts, then spends it. Workers thus
+ * (at most 4 leases ahead): the worker denies locally until the reservation starts, then spends it. Workers thus
  * queue for tokens instead of racing for them, and each round trip yields a whole lease.
  * COALESCING: while a worker waits for Redis on a key, other requests for that key wait on the same answer.
  * STORE ERRORS (Redis down, slow beyond command_timeout, circuit open): `on_store_error` decides: open (allow),
@@ -321,7 +321,7 @@ static ficus_redis_script_t gcra_script = {
               "local start = 0\n"
               "if avail >= n or (n == 1 and avail >= 1) then\n"
               "  g = n\n"
-              "elseif n > 1 and (tat - now) + n * T <= C * T + 2 * n * T then\n"
+              "elseif n > 1 and (tat - now) + n * T <= C * T + 4 * n * T then\n"
               "  g = n\n"
               "  start = math.ceil((tat - now) + n * T - C * T)\n"
               "end\n"
@@ -330,7 +330,8 @@ static ficus_redis_script_t gcra_script = {
               "  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)\n"
               "end\n"
               "local retry = start\n"
-              "if g == 0 then retry = math.ceil((tat - now) - (C - n) * T - 2 * n * T) end\n"
+              "if g == 0 and n == 1 then retry = math.ceil((tat - now) - (C - 1) * T) end\n"
+              "if g == 0 and n > 1 then retry = math.ceil((tat - now) - (C + 3 * n) * T) end\n"
               "if retry < 1 and g == 0 then retry = 1 end\n"
               "local rem = avail - g\n"
               "if rem < 0 then rem = 0 end\n"

@@ -70,7 +70,7 @@ ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *co
 void ficus_redis_update(ficus_redis_t *r, const ficus_redis_conf_t *conf);
 /** Closes the connection; pending commands get "disconnected" on a later tick. */
 void ficus_redis_destroy(ficus_redis_t *r);
-/** Whether the connection is up and the breaker closed. */
+/** Whether the connection is up and the breaker closed (a "no" counts in ficus_redis_unavailable_total). */
 int ficus_redis_is_available(ficus_redis_t *r);
 
 /** Sends a command. Never returns NULL. */
