@@ -211,6 +211,7 @@ def test_full_flow(env):
     for k in ("access_token", "refresh_token", "id_token"):
         assert rec[k] not in logs, f"the {k} appears in ficus's logs"
     assert sid not in logs, "the session id appears in ficus's logs"
+    assert cq["code"] not in logs, "the authorization code appears in ficus's logs"
 
 
 def test_forward_access_token(env):
@@ -277,7 +278,12 @@ def sleep_until(t):
         time.sleep(left)
 
 
-def test_refresh_once_for_parallel_requests(env):
+@pytest.mark.parametrize("spread_ms", [0, 200], ids=["simultaneous", "spread-over-200ms"])
+def test_refresh_once_for_parallel_requests(env, spread_ms):
+    """20 requests after the access token expired (each on its own connection, so both workers take part), sent
+    together or spread over 200 ms (late ones read the session while the first refresh is running or just done):
+    exactly one refresh reaches the IdP and every request succeeds. The OP rotates refresh tokens and treats a reused
+    one as theft (it revokes the grant), so a second refresh with the old refresh token ends the session."""
     b = env.browser()
     rec = login_with_short_token(env, b)
     assert env.op.count("token:refresh_token") == 0, "refreshed during the login already (too slow?)"
@@ -292,6 +298,7 @@ def test_refresh_once_for_parallel_requests(env):
             s.verify = env.fx.certs.ca
             s.trust_env = False
             barrier.wait(10)
+            time.sleep(spread_ms / 1000 * i / 20)
             try:
                 r = s.get(b.url(f"/app/burst/{i}"), headers={"Accept": "text/html", "Cookie": f"{SESSION}={cookie[SESSION]}"},
                           allow_redirects=False, timeout=20 * SLOW)
@@ -305,8 +312,10 @@ def test_refresh_once_for_parallel_requests(env):
         t.start()
     for t in threads:
         t.join(30 * SLOW)
-    assert all(r == (200, "a", ALICE_EMAIL) for r in results), results
-    assert env.op.count("token:refresh_token") == 1, f"refreshes at the IdP: {env.op.counters()}"
+    diag = (f"\nOP counters: {env.op.counters()}\nficus stderr (sso):\n"
+            + "\n".join(l for l in env.fx.stderr().splitlines()[-200:] if "sso" in l)[-3000:])
+    assert all(r == (200, "a", ALICE_EMAIL) for r in results), f"{results}{diag}"
+    assert env.op.count("token:refresh_token") == 1, f"refreshes at the IdP: {diag}"
     new = env.record(b.session_id)
     assert new["access_token"] != rec["access_token"]
     assert new["refresh_token"] != rec["refresh_token"], "the OP rotates refresh tokens: the new one is kept"
@@ -316,6 +325,44 @@ def test_refresh_once_for_parallel_requests(env):
     assert h["authorization"] == f"Bearer {new['access_token']}"
     assert env.op.count("token:refresh_token") == 1
     assert not env.r.exists(f"ficus:sso:l:{{{b.session_id}}}"), "refresh lock left behind"
+
+
+def test_refresh_with_session_cache(tmp_path, ficus_factory, certs):
+    """The default per-worker session cache (cache_ttl 5s): both workers have the session cached when the access
+    token enters the refresh window; requests then arrive on connections of both workers, one after the other. One
+    worker refreshes; the other must not refresh again with the refresh token it has cached (already rotated: the OP
+    answers invalid_grant and revokes the grant, which would end the session)."""
+    op, rs, fx = own_env(tmp_path, ficus_factory, certs, cache_ttl="5s")
+    try:
+        b = Browser(fx)
+        op.set_config(ttl={"AccessToken": 5})
+        b.login(op, "/app/")
+        op.set_config(ttl={"AccessToken": 300})
+        rec = json.loads(rs.client().get(f"ficus:sso:s:{{{b.session_id}}}"))
+        conns = []
+        for _ in range(10):  # keep-alive connections: spread over both workers
+            s = requests.Session()
+            s.verify, s.trust_env = fx.certs.ca, False
+            conns.append(s)
+        hdr = {"Accept": "text/html", "Cookie": f"{SESSION}={b.session_id}"}
+        for i, s in enumerate(conns):  # every worker caches the session (token not yet in the refresh window)
+            r = s.get(b.url(f"/app/warm/{i}"), headers=hdr, allow_redirects=False, timeout=10 * SLOW)
+            assert r.status_code == 200, (i, r.status_code, r.text[:200])
+        assert op.count("token:refresh_token") == 0, "refreshed too early (slow login?)"
+        sleep_until(rec["at_exp"] - 2.5)  # inside refresh_before (3s), token still valid, caches still fresh
+        out = []
+        for i, s in enumerate(conns):
+            r = s.get(b.url(f"/app/window/{i}"), headers=hdr, allow_redirects=False, timeout=10 * SLOW)
+            out.append(r.status_code)
+        diag = (f"\nOP counters: {op.counters()}\nficus stderr (sso):\n"
+                + "\n".join(l for l in fx.stderr().splitlines() if "sso" in l)[-2000:])
+        assert out == [200] * 10, f"statuses {out}{diag}"
+        assert op.count("token:refresh_token") == 1, f"refreshes at the IdP{diag}"
+        for s in conns:
+            s.close()
+    finally:
+        op.stop()
+        rs.stop()
 
 
 def test_refresh_rejected_ends_session(env):
