@@ -622,7 +622,8 @@ static void start_login(const sso_global_t *g, ficus_req_t *r)
     h2o_req_t *req = r->h2o;
     if (!is_navigation(req)) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-        r->error = "sso_login_required";
+        if (r->error == NULL)
+            r->error = "sso_login_required";
         ficus_req_respond_error(r, 401, "login_required");
         return;
     }
@@ -653,7 +654,8 @@ static void start_login(const sso_global_t *g, ficus_req_t *r)
     fclose(fp);
     if (sealed != NULL) {
         add_set_cookie(r, g->flow_cookie_name, sealed, (long)(g->flow_ttl_ms / 1000));
-        r->error = "sso_login_redirect";
+        if (r->error == NULL)
+            r->error = "sso_login_redirect";
         redirect(r, loc);
     } else {
         respond_html(r, 500, "sso_internal_error", "Sign-in could not start.");
@@ -926,6 +928,8 @@ static int post_token(sso_pending_t *p, const char *form, ficus_fetch_cb cb)
 }
 
 static void on_lock(void *data, redisReply *reply, const char *err);
+static void on_locked_session(void *data, redisReply *reply, const char *err);
+static void release_lock(ficus_req_t *r, const char *id);
 
 static void start_refresh(sso_pending_t *p)
 {
@@ -989,16 +993,48 @@ static void on_lock(void *data, redisReply *reply, const char *err)
         h2o_timeout_link(p->r->worker->loop, get_timeout(p->r->worker->loop, 100), &p->wait);
         return;
     }
+    /* the lock is ours: read the session again, another request may have refreshed it since we looked (a refresh
+     * token must never be used twice: providers that rotate them revoke the whole grant) */
+    char key[128];
+    session_key(key, sizeof(key), "s", p->session_id);
+    const char *argv[] = {"GET", key};
+    p->cmd = redis_cmd(p->r, on_locked_session, p, 2, argv);
+}
+
+static void on_locked_session(void *data, redisReply *reply, const char *err)
+{
+    sso_pending_t *p = data;
+    p->cmd = NULL;
+    json_t *session = err == NULL && reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL) : NULL;
+    if (session == NULL) {
+        release_lock(p->r, p->session_id);
+        if (err != NULL) {
+            session_ok(p, p->session, 1); /* store trouble: go on with what we have */
+        } else {
+            start_login(p->g, p->r); /* deleted meanwhile (logout) */
+        }
+        return;
+    }
+    json_decref(p->session);
+    p->session = session;
+    double at_exp = json_number_value(json_object_get(session, "at_exp"));
+    if ((at_exp - unix_now()) * 1000 >= (double)p->g->refresh_before_ms) {
+        release_lock(p->r, p->session_id);
+        cache_put(p->session_id, session, h2o_now(p->r->worker->loop));
+        session_ok(p, session, 1);
+        return;
+    }
     char *form;
     size_t len;
     FILE *fp = open_memstream(&form, &len);
     fputs("grant_type=refresh_token&refresh_token=", fp);
-    url_encode(fp, json_string_value(json_object_get(p->session, "refresh_token")));
+    url_encode(fp, json_string_value(json_object_get(session, "refresh_token")));
     fclose(fp);
     int rc = post_token(p, form, on_refresh_token);
     OPENSSL_cleanse(form, len);
     free(form);
     if (rc != 0) {
+        release_lock(p->r, p->session_id);
         session_ok(p, p->session, 1);
     }
 }
@@ -1025,13 +1061,13 @@ static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_r
     sso_pending_t *p = data;
     p->fetch = NULL;
     ficus_req_t *r = p->r;
-    release_lock(r, p->session_id);
     json_t *doc = errstr == NULL ? json_loadb(res->body.base, res->body.len, 0, NULL) : NULL;
     const char *at = json_string_value(json_object_get(doc, "access_token"));
     if (errstr != NULL || res->status >= 500 || doc == NULL || (res->status == 200 && at == NULL)) {
         /* provider down: the session keeps working while its token is valid */
         ficus_warn("sso: token refresh failed (%s); session kept", errstr != NULL ? errstr : "bad response");
         json_decref(doc);
+        release_lock(r, p->session_id);
         if (json_number_value(json_object_get(p->session, "at_exp")) > unix_now()) {
             session_ok(p, p->session, 1);
         } else {
@@ -1045,7 +1081,9 @@ static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_r
         ficus_info("sso: refresh rejected by the provider (HTTP %d); session ended", res->status);
         json_decref(doc);
         delete_session(r->worker, p->session_id);
+        release_lock(r, p->session_id);
         add_set_cookie(r, p->g->cookie_name, "", 0);
+        r->error = "sso_refresh_rejected";
         start_login(p->g, r);
         return;
     }
@@ -1058,6 +1096,7 @@ static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_r
                         json_real(unix_now() + (json_is_number(expires_in) ? json_number_value(expires_in) : 300)));
     json_decref(doc);
     store_session(r->worker, p->g, p->session_id, p->session, 0);
+    release_lock(r, p->session_id); /* after the SET: the connection runs them in order */
     cache_put(p->session_id, p->session, h2o_now(r->worker->loop));
     session_ok(p, p->session, 1);
 }
@@ -1167,6 +1206,7 @@ static void on_code_token(void *data, const char *errstr, const ficus_fetch_resp
     }
     double now = unix_now();
     json_t *claims = json_deep_copy(jwt.claims);
+    sub = json_string_value(json_object_get(claims, "sub")); /* jwt.claims is freed below */
     json_object_del(claims, "nonce");
     json_object_del(claims, "at_hash");
     json_object_del(claims, "c_hash");
@@ -1322,8 +1362,10 @@ static void finish_logout(sso_pending_t *p, const char *id_token)
     const sso_global_t *g = p->g;
     add_set_cookie(r, g->cookie_name, "", 0);
     const char *end_session = endpoint(g, r, 2);
-    char *origin = origin_of(g, r);
-    const char *after = g->post_logout_redirect != NULL ? g->post_logout_redirect : origin;
+    char *origin = origin_of(g, r), *origin_slash;
+    if (asprintf(&origin_slash, "%s/", origin) < 0)
+        ficus_fatal("no memory");
+    const char *after = g->post_logout_redirect != NULL ? g->post_logout_redirect : origin_slash;
     r->error = "sso_logout";
     if (end_session == NULL) {
         redirect(r, after);
@@ -1344,6 +1386,7 @@ static void finish_logout(sso_pending_t *p, const char *id_token)
         free(loc);
     }
     free(origin);
+    free(origin_slash);
 }
 
 static void on_logout_get(void *data, redisReply *reply, const char *err)
