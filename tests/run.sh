@@ -37,8 +37,11 @@ export PATH="/usr/bin:$PATH"
 # Show skip reasons, write no .pytest_cache into the tree.
 export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} -rs -p no:cacheprovider"
 
-step "dependencies (scripts/deps.sh test)"
+step "dependencies (scripts/deps.sh test, tests/oidc/install.sh)"
 scripts/deps.sh test
+tests/oidc/install.sh
+# the browser check must run, not skip, in this command
+export FICUS_REQUIRE_CHROMIUM=1
 
 step "clang-format check"
 mapfile -t CSRC < <(find gateway plugins tests/unit -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null | sort)
