@@ -23,8 +23,9 @@
  * default 5s) spares Redis a round trip per request; logout on this worker drops the entry at once, elsewhere it ends
  * within cache_ttl.
  * REFRESH: when the access token expires within refresh_before, one request refreshes it with the refresh token under
- * a Redis lock (SET NX PX lease, lease > token_timeout so it outlives the bounded call); the others go on with the
- * still-valid token, or wait for the new one. A refresh the provider rejects (invalid_grant) ends the session.
+ * a Redis lock (SET NX PX lease, renewed every 2 s while the token call runs; the session is read again under the lock
+ * so a refresh token is never used twice); the others go on with the still-valid token, or wait for the new one. A
+ * refresh the provider rejects (invalid_grant) ends the session.
  * LOGOUT: logout_path deletes the session and redirects to the end_session_endpoint with id_token_hint and
  * post_logout_redirect_uri; backchannel_logout_path accepts a logout_token (JWT: iss, aud, events, sid or sub, no nonce)
  * and deletes the matching sessions (Redis store).
@@ -533,19 +534,27 @@ static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
 
 /* ---- per-worker resources: token-call timeouts, session cache ---- */
 
+/* H2O 2.2.5 timeouts have one fixed duration each and belong to one loop: a worker keeps one per distinct duration it
+ * needs (100 ms polling, 2 s lease renewal, token_timeout), for its whole life. Bounded: 16 durations; past that (a
+ * token_timeout changed by many reloads) the longest known duration is used, which only makes a timeout later. */
+#define MAX_TIMEOUTS 16
 static __thread struct {
     uint64_t ms;
     h2o_timeout_t timeout;
-} timeouts[4];
+} timeouts[MAX_TIMEOUTS];
 static __thread size_t num_timeouts;
 
 static h2o_timeout_t *get_timeout(h2o_loop_t *loop, uint64_t ms)
 {
-    for (size_t i = 0; i != num_timeouts; ++i)
+    size_t longest = 0;
+    for (size_t i = 0; i != num_timeouts; ++i) {
         if (timeouts[i].ms == ms)
             return &timeouts[i].timeout;
-    if (num_timeouts == 4)
-        return &timeouts[3].timeout; /* at most 4 distinct token_timeout values per worker life: good enough */
+        if (timeouts[i].ms > timeouts[longest].ms)
+            longest = i;
+    }
+    if (num_timeouts == MAX_TIMEOUTS)
+        return &timeouts[longest].timeout;
     timeouts[num_timeouts].ms = ms;
     h2o_timeout_init(loop, &timeouts[num_timeouts].timeout, ms);
     return &timeouts[num_timeouts++].timeout;
@@ -685,6 +694,7 @@ struct st_sso_pending_t {
     int step;
     int redis_tries;
     h2o_timeout_entry_t wait;
+    h2o_timeout_entry_t renew; /* renews the refresh lock's lease while the token call runs */
 };
 
 static void pending_dispose(void *_p)
@@ -696,6 +706,8 @@ static void pending_dispose(void *_p)
         ficus_fetch_cancel(p->fetch);
     if (h2o_timeout_is_linked(&p->wait))
         h2o_timeout_unlink(&p->wait);
+    if (h2o_timeout_is_linked(&p->renew))
+        h2o_timeout_unlink(&p->renew);
     free(p->session_id);
     free(p->code);
     if (p->flow != NULL)
@@ -928,6 +940,7 @@ static int post_token(sso_pending_t *p, const char *form, ficus_fetch_cb cb)
 }
 
 static void on_lock(void *data, redisReply *reply, const char *err);
+static void on_renew_lock(h2o_timeout_entry_t *entry);
 static void on_locked_session(void *data, redisReply *reply, const char *err);
 static void release_lock(ficus_req_t *r, const char *id);
 
@@ -1036,7 +1049,10 @@ static void on_locked_session(void *data, redisReply *reply, const char *err)
     if (rc != 0) {
         release_lock(p->r, p->session_id);
         session_ok(p, p->session, 1);
+        return;
     }
+    p->renew.cb = on_renew_lock;
+    h2o_timeout_link(p->r->worker->loop, get_timeout(p->r->worker->loop, 2000), &p->renew);
 }
 
 static void release_lock(ficus_req_t *r, const char *id)
@@ -1056,10 +1072,27 @@ static void delete_session(ficus_worker_t *w, const char *id)
     cache_put(id, NULL, 0);
 }
 
+/* While the token call runs, extend the lock's lease (it was taken for token_timeout + 5 s) every 2 s, so a slow
+ * but live provider never lets a second request refresh with the same refresh token. */
+static void on_renew_lock(h2o_timeout_entry_t *entry)
+{
+    sso_pending_t *p = H2O_STRUCT_FROM_MEMBER(sso_pending_t, renew, entry);
+    if (p->fetch == NULL)
+        return;
+    char key[128], px[32];
+    session_key(key, sizeof(key), "l", p->session_id);
+    snprintf(px, sizeof(px), "%llu", (unsigned long long)(p->g->token_timeout_ms + 5000));
+    const char *argv[] = {"PEXPIRE", key, px};
+    redis_fire(p->r->worker, 3, argv);
+    h2o_timeout_link(p->r->worker->loop, get_timeout(p->r->worker->loop, 2000), &p->renew);
+}
+
 static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_response_t *res)
 {
     sso_pending_t *p = data;
     p->fetch = NULL;
+    if (h2o_timeout_is_linked(&p->renew))
+        h2o_timeout_unlink(&p->renew);
     ficus_req_t *r = p->r;
     json_t *doc = errstr == NULL ? json_loadb(res->body.base, res->body.len, 0, NULL) : NULL;
     const char *at = json_string_value(json_object_get(doc, "access_token"));
