@@ -6,6 +6,7 @@
 #   3. Release build in $BUILD_DIR (build/)     then `ficus -t` on every conf/*.yaml
 #   4. ctest (unit + integration labels)        on the Release build
 #   5. ASan+UBSan Debug build in $ASAN_DIR (build-asan/), `ficus -t` on conf/*.yaml, ctest again
+#   6. libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang in $FUZZ_DIR, $FUZZ_SECONDS s each on their corpus
 #
 # Stops at the first failure and says which step failed. Never skips a suite: a label with no test, a skipped
 # pytest test or a ctest "Skipped" test is a failure (CI installs everything, so a skip means something is broken).
@@ -112,6 +113,29 @@ check_confs "$ASAN_DIR/ficus"
 
 step "ctest on $ASAN_DIR (unit + integration, ASan+UBSan)"
 run_ctest "$ASAN_DIR" asan
+
+FUZZ_DIR=${FUZZ_DIR:-build-fuzz}
+FUZZ_SECONDS=${FUZZ_SECONDS:-45}
+step "fuzzers (clang libFuzzer + ASan/UBSan, ${FUZZ_SECONDS} s each on tests/fuzz/corpus)"
+mkdir -p "$FUZZ_DIR"
+CC=clang cmake -S . -B "$FUZZ_DIR" -DCMAKE_BUILD_TYPE=Debug -DFICUS_FUZZ=ON >"$FUZZ_DIR/configure.log" 2>&1 ||
+    { cat "$FUZZ_DIR/configure.log"; fail "cmake configure of $FUZZ_DIR failed"; }
+mapfile -t FUZZERS < <(for src in tests/fuzz/fuzz_*.c; do basename "$src" .c; done)
+cmake --build "$FUZZ_DIR" -j"$JOBS" --target "${FUZZERS[@]}" || fail "fuzzer build in $FUZZ_DIR failed"
+for f in "${FUZZERS[@]/#/$FUZZ_DIR/}"; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f")
+    corpus=tests/fuzz/corpus/${name#fuzz_}
+    [ -d "$corpus" ] || fail "no corpus $corpus for $name"
+    work="$FUZZ_DIR/work-$name"
+    rm -rf "$work" && mkdir -p "$work" # new inputs go there, the committed corpus is only read
+    dict=()
+    [ -f "tests/fuzz/${name#fuzz_}.dict" ] && dict=(-dict="$ROOT/tests/fuzz/${name#fuzz_}.dict")
+    (cd "$FUZZ_DIR" && "./$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
+        "$ROOT/$work" "$ROOT/$corpus" >"$name.log" 2>&1) ||
+        { tail -40 "$FUZZ_DIR/$name.log"; fail "$name found a crash (log $FUZZ_DIR/$name.log)"; }
+    echo "$name: $(grep -Eo 'Done [0-9]+ runs' "$FUZZ_DIR/$name.log" | tail -1)"
+done
 
 STEP="done"
 echo
