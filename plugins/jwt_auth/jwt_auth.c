@@ -23,6 +23,7 @@
 #include <sys/random.h>
 #include <sys/time.h>
 #include "ficus/config.h"
+#include "ficus/cookie.h"
 #include "ficus/log.h"
 #include "ficus/plugin.h"
 #include "ficus/provider.h"
@@ -314,22 +315,9 @@ static token_source_result_t find_token(jwt_conf_t *conf, h2o_req_t *req, h2o_io
         return TOKEN_FOUND;
     }
     if (conf->cookie != NULL) {
-        size_t nlen = strlen(conf->cookie);
-        for (ssize_t j = -1; (j = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, j)) != -1;) {
-            h2o_iovec_t v = req->headers.entries[j].value;
-            const char *p = v.base, *end = v.base + v.len;
-            while (p < end) {
-                while (p < end && (*p == ' ' || *p == ';'))
-                    ++p;
-                const char *pair = p;
-                while (p < end && *p != ';')
-                    ++p;
-                if ((size_t)(p - pair) > nlen && memcmp(pair, conf->cookie, nlen) == 0 && pair[nlen] == '=') {
-                    *tok = h2o_iovec_init(pair + nlen + 1, p - pair - nlen - 1);
-                    return tok->len != 0 ? TOKEN_FOUND : TOKEN_NONE;
-                }
-            }
-        }
+        *tok = ficus_cookie_get(req, conf->cookie, strlen(conf->cookie));
+        if (tok->base != NULL && tok->len != 0)
+            return TOKEN_FOUND;
     }
     return TOKEN_NONE;
 }

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include "ficus/config.h"
+#include "ficus/cookie.h"
 #include "ficus/fetch.h"
 #include "ficus/log.h"
 #include "ficus/plugin.h"
@@ -173,24 +174,9 @@ static char *form_param(const char *s, size_t len, const char *name)
     return NULL;
 }
 
-/* Returns the value of cookie `name` (borrowed from the request) or {NULL, 0}. */
 static h2o_iovec_t get_cookie(h2o_req_t *req, const char *name)
 {
-    size_t nlen = strlen(name);
-    for (ssize_t j = -1; (j = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, j)) != -1;) {
-        h2o_iovec_t v = req->headers.entries[j].value;
-        const char *p = v.base, *end = v.base + v.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                ++p;
-            const char *pair = p;
-            while (p < end && *p != ';')
-                ++p;
-            if ((size_t)(p - pair) > nlen && memcmp(pair, name, nlen) == 0 && pair[nlen] == '=')
-                return h2o_iovec_init(pair + nlen + 1, p - pair - nlen - 1);
-        }
-    }
-    return h2o_iovec_init(NULL, 0);
+    return ficus_cookie_get(req, name, strlen(name));
 }
 
 /* Removes ficus's cookies (session and flow) from the Cookie headers sent upstream. */
@@ -739,6 +725,15 @@ static ficus_redis_cmd_t *redis_cmd(ficus_req_t *r, ficus_redis_cb cb, void *dat
     return ficus_redis_command(r->worker->redis, cb, data, argc, argv, lens);
 }
 
+/* GET the session record of p->session_id; cb gets the reply. */
+static void get_session(sso_pending_t *p, ficus_redis_cb cb)
+{
+    char key[128];
+    session_key(key, sizeof(key), "s", p->session_id);
+    const char *argv[] = {"GET", key};
+    p->cmd = redis_cmd(p->r, cb, p, 2, argv);
+}
+
 static void fire_and_forget_cb(void *data, redisReply *reply, const char *err)
 {
 }
@@ -984,10 +979,7 @@ static void on_session_reget(void *data, redisReply *reply, const char *err)
 static void on_wait_tick(h2o_timeout_entry_t *entry)
 {
     sso_pending_t *p = H2O_STRUCT_FROM_MEMBER(sso_pending_t, wait, entry);
-    char key[128];
-    session_key(key, sizeof(key), "s", p->session_id);
-    const char *argv[] = {"GET", key};
-    p->cmd = redis_cmd(p->r, on_session_reget, p, 2, argv);
+    get_session(p, on_session_reget);
 }
 
 static void on_lock(void *data, redisReply *reply, const char *err)
@@ -1008,10 +1000,7 @@ static void on_lock(void *data, redisReply *reply, const char *err)
     }
     /* the lock is ours: read the session again, another request may have refreshed it since we looked (a refresh
      * token must never be used twice: providers that rotate them revoke the whole grant) */
-    char key[128];
-    session_key(key, sizeof(key), "s", p->session_id);
-    const char *argv[] = {"GET", key};
-    p->cmd = redis_cmd(p->r, on_locked_session, p, 2, argv);
+    get_session(p, on_locked_session);
 }
 
 static void on_locked_session(void *data, redisReply *reply, const char *err)
@@ -1180,10 +1169,7 @@ static ficus_status_t on_request(void *_rc, ficus_req_t *r)
         ficus_req_respond_error(r, 503, "session_store_unavailable");
         return FICUS_RESPONDED;
     }
-    char key[128];
-    session_key(key, sizeof(key), "s", p->session_id);
-    const char *argv[] = {"GET", key};
-    p->cmd = redis_cmd(r, on_session_get, p, 2, argv);
+    get_session(p, on_session_get);
     return FICUS_PAUSE;
 }
 
@@ -1443,10 +1429,7 @@ static ficus_status_t on_logout(const sso_global_t *g, ficus_req_t *r)
                 finish_logout(p, NULL);
                 return FICUS_RESPONDED;
             }
-        char key[128];
-        session_key(key, sizeof(key), "s", p->session_id);
-        const char *argv[] = {"GET", key};
-        p->cmd = redis_cmd(r, on_logout_get, p, 2, argv);
+        get_session(p, on_logout_get);
         return FICUS_PAUSE;
     }
     finish_logout(p, NULL);
