@@ -418,6 +418,7 @@ static int load_upstream(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
             return -1;
     u->connect_timeout_ms = 1000;
     u->timeout_ms = 30000;
+    u->max_connections = 1024; /* a bound by default (as Envoy's circuit breaker): a slow upstream cannot take all sockets */
     u->keepalive_timeout_ms = 2000;
     if (connect_timeout != NULL && ficus_conf_duration(cc, connect_timeout, 1, 600000, &u->connect_timeout_ms) != 0)
         return -1;
@@ -425,7 +426,7 @@ static int load_upstream(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
         return -1;
     if (keepalive_timeout != NULL && ficus_conf_duration(cc, keepalive_timeout, 0, 3600000, &u->keepalive_timeout_ms) != 0)
         return -1;
-    if (max_connections != NULL && ficus_conf_uint(cc, max_connections, 1, 1000000, &u->max_connections) != 0)
+    if (max_connections != NULL && ficus_conf_uint(cc, max_connections, 1, 10000000, &u->max_connections) != 0)
         return -1;
     u->stats = ficus_metrics_upstream_get(u->name);
     return 0;

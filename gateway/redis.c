@@ -1,6 +1,7 @@
 /* The Redis client (see ficus/redis.h for the design and the contract). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <hiredis/async.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -61,6 +62,26 @@ static uint64_t now_us(void)
 
 /* ---- config ---- */
 
+/* "name:port": resolved here, when the configuration is loaded (control thread, never a worker), because hiredis would
+ * resolve it synchronously on every reconnect. A reload resolves it again. */
+static int resolve_at_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, const char *address, struct sockaddr_storage *ss)
+{
+    const char *colon = strrchr(address, ':');
+    char name[256];
+    if (colon == NULL || colon == address || (size_t)(colon - address) >= sizeof(name) || colon[1] == '\0' ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return ficus_conf_error(cc, node, "redis address must be HOST:PORT or unix:/path (got '%s')", address);
+    memcpy(name, address, colon - address);
+    name[colon - address] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+    int rc = getaddrinfo(name, colon + 1, &hints, &res); /* at load only */
+    if (rc != 0)
+        return ficus_conf_error(cc, node, "cannot resolve redis host '%s': %s", name, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
 int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_redis_conf_t **out)
 {
     ficus_node_t *address, *password_file, *db, *connect_timeout, *command_timeout, *reconnect_min, *reconnect_max, *breaker;
@@ -83,12 +104,10 @@ int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_
         struct sockaddr_storage ss;
         socklen_t len;
         char host[64];
-        if (ficus_parse_address(a, &ss, &len) != 0 ||
-            (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == 0))
-            return ficus_conf_error(cc, address,
-                                    "redis address must be IP:PORT or unix:/path (got '%s'; no host names: they "
-                                    "would be resolved synchronously)",
-                                    a);
+        if (ficus_parse_address(a, &ss, &len) != 0 && resolve_at_load(cc, address, a, &ss) != 0)
+            return -1;
+        if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == 0)
+            return ficus_conf_error(cc, address, "redis address must name a host (got '%s')", a);
         if (ss.ss_family == AF_INET) {
             inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
             c->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -221,6 +240,7 @@ static void record_failure(ficus_redis_t *r, const char *what)
     if (++r->consecutive_failures >= r->conf.breaker_failures && r->breaker_open_until_ms <= h2o_now(r->loop)) {
         r->breaker_open_until_ms = h2o_now(r->loop) + r->conf.breaker_open_ms;
         ficus_counter_add(&ficus_redis_stats[r->worker].breaker_opens, 1);
+        __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 1, __ATOMIC_RELAXED);
         ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->conf.address,
                    r->consecutive_failures, what, (unsigned long long)r->conf.breaker_open_ms);
         if (r->ac != NULL)
@@ -260,6 +280,7 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
         r->breaker_probe_in_flight = 0;
     if (reply != NULL) {
         r->consecutive_failures = 0;
+        __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 0, __ATOMIC_RELAXED);
         ficus_counter_add(&ficus_redis_stats[r->worker].latency_sum_us, now_us() - cmd->sent_at_us);
     }
     if (!cmd->delivered && is_noscript(reply) && cmd->script != NULL && !r->destroyed) {
@@ -684,7 +705,8 @@ void ficus_redis_destroy(ficus_redis_t *r)
 
 void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers)
 {
-    uint64_t commands = 0, errors = 0, timeouts = 0, unavailable = 0, reconnects = 0, latency = 0, opens = 0, connected = 0;
+    uint64_t commands = 0, errors = 0, timeouts = 0, unavailable = 0, reconnects = 0, latency = 0, opens = 0, connected = 0,
+             breaker_open = 0;
     for (unsigned w = 0; w != num_workers; ++w) {
         ficus_redis_stats_slot_t *s = ficus_redis_stats + w;
         commands += ficus_counter_get(&s->commands);
@@ -694,6 +716,7 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         reconnects += ficus_counter_get(&s->reconnects);
         latency += ficus_counter_get(&s->latency_sum_us);
         opens += ficus_counter_get(&s->breaker_opens);
+        breaker_open += ficus_counter_get(&s->breaker_open);
         connected += ficus_counter_get(&s->connected);
     }
     char *buf = h2o_mem_alloc_pool(pool, 2048);
@@ -714,8 +737,11 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         "# HELP ficus_redis_breaker_opens_total Times the Redis circuit breaker opened.\n"
         "# TYPE ficus_redis_breaker_opens_total counter\nficus_redis_breaker_opens_total %llu\n"
         "# HELP ficus_redis_connected_workers Workers with a live Redis connection.\n"
-        "# TYPE ficus_redis_connected_workers gauge\nficus_redis_connected_workers %llu\n",
+        "# TYPE ficus_redis_connected_workers gauge\nficus_redis_connected_workers %llu\n"
+        "# HELP ficus_redis_breaker_open_workers Workers whose Redis circuit is open (or half-open).\n"
+        "# TYPE ficus_redis_breaker_open_workers gauge\nficus_redis_breaker_open_workers %llu\n",
         (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts, (unsigned long long)unavailable,
-        (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens, (unsigned long long)connected);
+        (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens, (unsigned long long)connected,
+        (unsigned long long)breaker_open);
     *out = h2o_iovec_init(buf, n);
 }

@@ -681,9 +681,9 @@ BAD_CONFIGS = {
     "unknown_on_store_error": ("rate_limits:\n  a:\n    key: ip\n    limit: 5\n    per: 1s\n"
                                "    on_store_error: fail   # HERE\nroutes:\n"
                                "  - name: r\n    match: { path_prefix: / }\n    respond: { status: 200 }\n", "fail"),
-    "redis_host_name": ("redis:\n  address: \"localhost:6379\"   # HERE\nrate_limits:\n  a: { key: ip, limit: 5, per: 1s }\n"
+    "redis_host_name": ("redis:\n  address: \"no-such-host.invalid:6379\"   # HERE\nrate_limits:\n  a: { key: ip, limit: 5, per: 1s }\n"
                         "routes:\n  - name: r\n    match: { path_prefix: / }\n    rate_limit: a\n"
-                        "    respond: { status: 200 }\n", "localhost"),
+                        "    respond: { status: 200 }\n", "cannot resolve redis host"),
     "zero_limit": ("rate_limits:\n  a:\n    key: ip\n    limit: 0   # HERE\n    per: 1s\nroutes:\n"
                    "  - name: r\n    match: { path_prefix: / }\n    respond: { status: 200 }\n", None),
 }

@@ -208,7 +208,7 @@ FICUS_TEST(good_config_upstreams)
         ok_int(app->connect_timeout_ms, 1000);
         ok_int(app->timeout_ms, 30000);
         ok_int(app->keepalive_timeout_ms, 2000);
-        ok_int(app->max_connections, 0);
+        ok_int(app->max_connections, 1024); /* bounded by default */
         ok(app->stats != NULL);
     }
     if (ok(slow != NULL) && ok_int(slow->num_endpoints, 1)) {

@@ -59,7 +59,7 @@ typedef struct st_ficus_upstream_conf_t {
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms;
     uint64_t keepalive_timeout_ms;
-    uint64_t max_connections; /* per instance; 0 = unlimited */
+    uint64_t max_connections; /* per instance (default 1024) */
     ficus_upstream_stats_t *stats;
 } ficus_upstream_conf_t;
 

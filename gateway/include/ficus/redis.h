@@ -13,7 +13,7 @@
  *   - a bound on commands in flight (FICUS_REDIS_MAX_PENDING); beyond it: "unavailable".
  * CONTRACT: the callback of a command is called exactly once, never from inside the call that issued it, and never
  * after ficus_redis_cancel(). The reply is borrowed: valid only during the callback (hiredis frees it).
- * Addresses are IP:PORT or unix:/path (never a DNS name: hiredis would resolve it synchronously).
+ * Addresses are IP:PORT, HOST:PORT (resolved when the configuration is loaded, never by hiredis on a worker) or unix:/path.
  * THREADING: a client belongs to one worker and is used only on its loop. Counters are per worker (ficus/metrics.h
  * style single-writer slots) and summed by the admin thread. */
 #ifndef ficus__redis_h
@@ -40,7 +40,8 @@ typedef struct st_ficus_redis_conf_t {
 
 typedef struct st_ficus_redis_stats_slot_t {
     uint64_t commands, errors, timeouts, unavailable, reconnects, latency_sum_us, breaker_opens;
-    uint64_t connected; /* gauge 0/1 */
+    uint64_t connected;    /* gauge 0/1 */
+    uint64_t breaker_open; /* gauge 0/1: failures reached the threshold and no command succeeded since */
     char _pad[64];
 } ficus_redis_stats_slot_t;
 
