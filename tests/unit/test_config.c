@@ -556,7 +556,7 @@ FICUS_TEST(error_upstream_misc)
     fails_at(SERVER "upstreams:\n  app:\n    endpoints: [\"http://a:1\"]\n    tmeout: 1s\nroutes: []\n", 7,
              "unknown key 'tmeout'; expected one of: endpoints, connect_timeout, timeout, max_connections, keepalive_timeout");
     fails_at(SERVER "upstreams:\n  app:\n    endpoints: [\"http://a:1\"]\n    max_connections: 0\nroutes: []\n", 7,
-             "must be between 1 and 1000000 (got 0)");
+             "must be between 1 and 10000000 (got 0)");
     fails_at(SERVER "upstreams:\n  app:\n    endpoints: [\"http://a:1\"]\n    connect_timeout: 0\nroutes: []\n", 7,
              "duration must be between 1ms and 10m (got 0)");
     fails_at(SERVER "upstreams: []\nroutes: []\n", 4, "'upstreams' must be a mapping, got a sequence");
