@@ -730,7 +730,9 @@ static int load_route(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_conf
         if ((*p)->on_config(cc, section, &inst->conf) != 0) {
             if (cc->error[0] == '\0')
                 ficus_conf_error(cc, section, "invalid `%s` section", (*p)->name);
-            inst->plugin = NULL; /* nothing to dispose */
+            /* what the plugin left in *conf (a partly built conf) is disposed with the route; NULL when it freed it */
+            if (inst->conf == NULL)
+                inst->plugin = NULL;
             return -1;
         }
     }

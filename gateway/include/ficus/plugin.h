@@ -30,7 +30,8 @@ typedef enum enum_ficus_status_t {
 
 struct st_ficus_plugin_t {
     const char *name; /* the route key this plugin owns */
-    /** Validates `node` and builds the plugin's immutable per-route conf. 0, or -1 via ficus_conf_error(). */
+    /** Validates `node` and builds the plugin's immutable per-route conf. 0, or -1 via ficus_conf_error(); on -1 a
+     * non-NULL *conf (a partly built conf) is passed to dispose by the core, so leave *conf NULL if you freed it. */
     int (*on_config)(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **conf);
     /** Frees what on_config built. */
     void (*dispose)(void *conf);
