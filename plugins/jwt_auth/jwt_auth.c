@@ -1,7 +1,8 @@
 /* jwt: bearer-token authentication of a route against a provider's rotating keys.
  *
  *   jwt: { provider: corp, required: true, scopes: [orders], claims: { tenant: [acme] },
- *          forward: { sub: x-user-id, email: x-user-email }, forward_token: false, cookie: access_token }
+ *          forward: { sub: x-user-id, email: x-user-email }, forward_token: false, cookie: access_token,
+ *          query_param: access_token }
  *
  * FLOW: token from `Authorization: Bearer` (scheme case-insensitive; a cookie only when configured) → the worker's
  * cache of verified tokens → else ficus_jwt_verify() with the worker's copy of the provider's key set → on an
@@ -53,7 +54,8 @@ typedef struct st_jwt_conf_t {
     forward_rule_t *forward;
     size_t num_forward;
     int forward_token;
-    char *cookie; /* NULL: no cookie source */
+    char *cookie;      /* NULL: no cookie source */
+    char *query_param; /* NULL: the query string is never a source */
     size_t max_token_bytes;
 } jwt_conf_t;
 
@@ -96,15 +98,17 @@ static void dispose(void *_conf)
     }
     free(c->forward);
     free(c->cookie);
+    free(c->query_param);
     free(c);
 }
 
 static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
 {
-    ficus_node_t *provider, *required, *scopes, *claims, *forward, *forward_token, *cookie, *max_token_bytes;
+    ficus_node_t *provider, *required, *scopes, *claims, *forward, *forward_token, *cookie, *query_param, *max_token_bytes;
     if (ficus_conf_mapping(cc, node, "provider:s",
-                           "required:s,scopes:a,claims:m,forward:m,forward_token:s,cookie:s,max_token_bytes:s", &provider,
-                           &required, &scopes, &claims, &forward, &forward_token, &cookie, &max_token_bytes) != 0)
+                           "required:s,scopes:a,claims:m,forward:m,forward_token:s,cookie:s,query_param:s,max_token_bytes:s",
+                           &provider, &required, &scopes, &claims, &forward, &forward_token, &cookie, &query_param,
+                           &max_token_bytes) != 0)
         return -1;
     jwt_conf_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -130,6 +134,18 @@ static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
             goto Error;
         }
         c->cookie = xstrdup(cookie->data.scalar.value);
+    }
+    if (query_param != NULL) {
+        for (const char *q = query_param->data.scalar.value; *q != '\0'; ++q)
+            if (!(isalnum((unsigned char)*q) || *q == '_' || *q == '-' || *q == '.')) {
+                ficus_conf_error(cc, query_param, "invalid query parameter name '%s'", query_param->data.scalar.value);
+                goto Error;
+            }
+        if (query_param->data.scalar.len == 0) {
+            ficus_conf_error(cc, query_param, "query_param must not be empty");
+            goto Error;
+        }
+        c->query_param = xstrdup(query_param->data.scalar.value);
     }
     if (scopes != NULL) {
         if ((c->scopes = calloc(scopes->data.sequence.size + 1, sizeof(char *))) == NULL)
@@ -282,6 +298,40 @@ static void cache_insert(const ficus_provider_t *p, uint64_t keys_version, uint6
 
 typedef enum { TOKEN_NONE, TOKEN_FOUND, TOKEN_MALFORMED_HEADER } token_source_result_t;
 
+static int is_token68(const char *s, size_t len);
+
+/* The token from the query parameter `conf->query_param` (only when configured: URLs leak into logs and Referer
+ * headers). The parameter is removed from the request, so the upstream never sees the token in its URL either. */
+static token_source_result_t take_query_token(jwt_conf_t *conf, h2o_req_t *req, h2o_iovec_t *tok)
+{
+    size_t nlen = strlen(conf->query_param), q = req->query_at + 1;
+    const char *base = req->path.base, *end = req->path.base + req->path.len;
+    const char *p = base + q;
+    while (p < end) {
+        const char *amp = memchr(p, '&', end - p), *stop = amp != NULL ? amp : end;
+        if ((size_t)(stop - p) > nlen && memcmp(p, conf->query_param, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            if (!is_token68(v, stop - v))
+                return TOKEN_MALFORMED_HEADER;
+            *tok = h2o_strdup(&req->pool, v, stop - v);
+            /* rebuild the path without this parameter (and without an empty '?') */
+            char *path = h2o_mem_alloc_pool(&req->pool, req->path.len);
+            size_t before = p - base, after_start = amp != NULL ? (size_t)(amp + 1 - base) : req->path.len, n = 0;
+            memcpy(path, base, before);
+            n = before;
+            memcpy(path + n, base + after_start, req->path.len - after_start);
+            n += req->path.len - after_start;
+            while (n != 0 && (path[n - 1] == '&' || path[n - 1] == '?'))
+                --n;
+            req->path = h2o_iovec_init(path, n);
+            req->query_at = memchr(path, '?', n) != NULL ? (size_t)((char *)memchr(path, '?', n) - path) : SIZE_MAX;
+            return TOKEN_FOUND;
+        }
+        p = stop + 1;
+    }
+    return TOKEN_NONE;
+}
+
 static int is_token68(const char *s, size_t len)
 {
     size_t i = 0;
@@ -319,6 +369,8 @@ static token_source_result_t find_token(jwt_conf_t *conf, h2o_req_t *req, h2o_io
         if (tok->base != NULL && tok->len != 0)
             return TOKEN_FOUND;
     }
+    if (conf->query_param != NULL && req->query_at != SIZE_MAX)
+        return take_query_token(conf, req, tok);
     return TOKEN_NONE;
 }
 

@@ -96,6 +96,10 @@ routes:
     match: { path_prefix: /cookie }
     jwt: { provider: corp, required: true, cookie: access_token, forward: { sub: x-user-id } }
     to: a
+  - name: query
+    match: { path_prefix: /query }
+    jwt: { provider: corp, required: true, query_param: access_token, forward: { sub: x-user-id } }
+    to: a
   - name: all
     match: { path_prefix: /all }
     jwt: { provider: all, required: true, forward: { sub: x-user-id } }
@@ -470,6 +474,20 @@ def test_query_string_is_never_a_token_source(client, keys):
     tok = make_token(keys.k1)
     r = client.get(f"/api/x?access_token={tok}&token={tok}")
     assert r.status_code == 401 and r.headers.get("www-authenticate") == WWW_MISSING, r.text
+
+
+def test_query_param_token_source_when_configured(fx, client, keys):
+    tok = make_token(keys.k1, claims_=claims(sub="query-user"))
+    for path, upstream_path in [(f"/query/x?access_token={tok}", "/query/x"),
+                                (f"/query/x?a=1&access_token={tok}&b=2", "/query/x?a=1&b=2"),
+                                (f"/query/x?a=1&access_token={tok}", "/query/x?a=1")]:
+        r = get(client, path)
+        assert r.status == 200, r
+        e = r.json
+        assert e["headers"].get("x-user-id") == "query-user"
+        assert e["path"] == upstream_path, e["path"]  # the token never reaches the upstream's URL
+    r = get(client, "/query/x?access_token=not.a.token")
+    assert r.status == 401, r
 
 
 def test_cookie_token_source(client, keys):
