@@ -131,9 +131,11 @@ void ficus_access_log_write(ficus_access_log_t *log, int fd, ficus_req_t *r)
                      (r->upstream.head_at_us - r->upstream.started_at_us) / 1000.0);
     else
         o += sprintf(out + o, ",\"upstream_status\":null,\"upstream_ms\":null");
-    if (r->error != NULL)
-        o += sprintf(out + o, ",\"error\":\"%s\"}\n", r->error);
-    else
+    if (r->error != NULL) {
+        o += sprintf(out + o, ",\"error\":");
+        o += json_str(out + o, r->error, strlen(r->error), 160);
+        o += sprintf(out + o, "}\n");
+    } else
         o += sprintf(out + o, ",\"error\":null}\n");
     log->len += o;
     if (log->len >= FLUSH_AT)
