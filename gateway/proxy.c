@@ -1,19 +1,21 @@
-/* ficus's own upstream layer: one proxied request on h2o_http1client, per-endpoint keep-alive pools per worker.
+/* ficus's own upstream layer: one proxied request over ficus's upstream client, per-endpoint keep-alive pools per worker.
  *
- * DESIGN: H2O's built-in proxy has one URL per handler, one timeout and no retries, so ficus drives
- * h2o_http1client itself. Per worker and generation, each upstream has its timers and each endpoint its own
- * socketpool (no cross-thread lock, unlike H2O's shared pool). An attempt picks the next endpoint round robin.
+ * DESIGN: H2O's built-in proxy has one URL per handler, one timeout and no retries, so ficus drives its own HTTP/1.1
+ * client (gateway/upstream_client.c). Per worker and generation, each upstream has its timers and each endpoint its
+ * own keep-alive pool (no cross-thread lock, idle connections stay on the loop). An attempt picks the next endpoint
+ * round robin.
  *   - connect failure or connect timeout: nothing was sent, so the next endpoint is tried (each at most once);
  *   - the connection dies before the response head (typically a keep-alive connection the upstream just closed):
  *     retried once on the next endpoint for idempotent methods, else 502;
  *   - no response head within `timeout`: 504 (not retried: the upstream may be working on it);
+ *   - a malformed head or framing: 502;
  *   - more than the worker's share of `max_connections` in flight: 503 at once.
- * BOUNDS: in-flight requests per upstream are capped by max_connections (split across workers), which also bounds
- * the idle connections a pool can hold (a pool never holds more sockets than were in use at once).
+ * BOUNDS: in-flight requests per upstream are capped by max_connections (split across workers); idle connections per
+ * endpoint by that share too (FICUS_UPSTREAM_MAX_IDLE when unlimited), for keepalive_timeout each.
  * STREAMING: response bodies are relayed as they arrive through an h2o_doublebuffer, with backpressure from the
- * client (H2O calls proceed when the previous chunk is written). Request bodies arrive fully buffered from H2O
- * (bounded by server.limits.max_body_bytes).
- * LIFETIME: the proxy state lives in the request pool; its dispose cancels the client and the timer. */
+ * client: the upstream is read only when the previous chunk was written (H2O calls proceed). Request bodies arrive
+ * fully buffered from H2O (bounded by server.limits.max_body_bytes).
+ * LIFETIME: the proxy state lives in the request pool; its dispose cancels the exchange (closing its connection). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +28,7 @@ typedef struct st_ficus_proxy_t {
     ficus_req_t *r;
     ficus_upstream_rt_t *up;
     ficus_endpoint_rt_t *ep; /* endpoint of the current attempt (holds one in-flight slot) */
-    h2o_http1client_t *client;
-    h2o_timeout_entry_t connect_timer;
+    ficus_upc_t x;
     h2o_iovec_t path;       /* after prefix rewriting, with query */
     h2o_iovec_t reqbufs[3]; /* request line + host, other headers, body */
     size_t num_reqbufs;
@@ -35,7 +36,6 @@ typedef struct st_ficus_proxy_t {
     int retried_reset;
     int holds_slot; /* counted in up->inflight */
     h2o_doublebuffer_t sending;
-    h2o_buffer_t *last_content; /* body left when the upstream finished */
     int body_error;
 } ficus_proxy_t;
 
@@ -259,19 +259,23 @@ static void fail(ficus_proxy_t *p, int status, const char *code, const char *rea
     ficus_req_respond_error(r, status, code);
 }
 
+static void on_body(ficus_upc_t *x, const char *err);
+
 static void do_send(ficus_proxy_t *p)
 {
     h2o_iovec_t vec;
     h2o_send_state_t state;
     assert(p->sending.bytes_inflight == 0);
-    vec = h2o_doublebuffer_prepare(&p->sending, p->client != NULL ? &p->client->sock->input : &p->last_content,
-                                   p->r->h2o->preferred_chunk_size);
-    if (p->client == NULL && vec.len == p->sending.buf->size && p->last_content->size == 0) {
+    vec = h2o_doublebuffer_prepare(&p->sending, &p->x.body, p->r->h2o->preferred_chunk_size);
+    if (p->x.done && vec.len == p->sending.buf->size && p->x.body->size == 0) {
         state = p->body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
         p->r->_completed = 1;
         h2o_send(p->r->h2o, &vec, vec.len != 0 ? 1 : 0, state);
     } else if (vec.len != 0) {
         h2o_send(p->r->h2o, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
+    } else {
+        /* everything read so far went out: read more (the upstream is not read while a chunk is in flight) */
+        ficus_upc_read_body(&p->x, on_body);
     }
 }
 
@@ -285,30 +289,23 @@ static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
 static void do_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
     ficus_proxy_t *p = (void *)generator;
-    if (p->client != NULL) {
-        h2o_http1client_cancel(p->client);
-        p->client = NULL;
-    }
+    ficus_upc_cancel(&p->x); /* closes the upstream connection if the response was not complete */
 }
 
-static int on_body(h2o_http1client_t *client, const char *errstr)
+static void on_body(ficus_upc_t *x, const char *err)
 {
-    ficus_proxy_t *p = client->data;
-    if (errstr != NULL) {
-        /* the client frees its socket after we return: take what is left of the body */
-        p->last_content = client->sock->input;
-        h2o_buffer_init(&client->sock->input, &h2o_socket_buffer_prototype);
-        p->client = NULL;
-        if (errstr != h2o_http1client_error_is_eos) {
+    ficus_proxy_t *p = x->data;
+    if (err != NULL) {
+        if (err != ficus_upc_eos) {
+            int is_timeout = err == ficus_upc_err_timeout;
             p->body_error = 1;
-            p->r->error = strcmp(errstr, "I/O timeout") == 0 ? "upstream_timeout_body" : "upstream_reset_body";
-            count_error(p, strcmp(errstr, "I/O timeout") == 0 ? FICUS_UPSTREAM_ERR_TIMEOUT : FICUS_UPSTREAM_ERR_RESET);
+            p->r->error = is_timeout ? "upstream_timeout_body" : "upstream_reset_body";
+            count_error(p, is_timeout ? FICUS_UPSTREAM_ERR_TIMEOUT : FICUS_UPSTREAM_ERR_RESET);
         }
         release_endpoint(p);
     }
     if (p->sending.bytes_inflight == 0)
         do_send(p);
-    return 0;
 }
 
 static int is_dropped_response_header(const h2o_iovec_t *name)
@@ -331,20 +328,19 @@ static int is_idempotent(h2o_iovec_t method)
 
 static void attempt(ficus_proxy_t *p);
 
-static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
-                                       h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers, int rlen)
+static void on_head(ficus_upc_t *x, const char *err, const ficus_upc_response_t *res)
 {
-    ficus_proxy_t *p = client->data;
+    ficus_proxy_t *p = x->data;
     ficus_req_t *r = p->r;
     h2o_req_t *req = r->h2o;
 
-    if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
-        p->client = NULL; /* freed by the http1client after we return */
+    if (err != NULL) {
         release_endpoint(p);
-        if (strcmp(errstr, "I/O timeout") == 0) {
+        if (err == ficus_upc_err_timeout) {
             count_error(p, FICUS_UPSTREAM_ERR_TIMEOUT);
             fail(p, 504, "gateway_timeout", "upstream_timeout");
-        } else if (strncmp(errstr, "I/O error", 9) == 0) {
+        } else if (err == ficus_upc_err_reset) {
+            /* typically a keep-alive connection the upstream closed as we reused it: nothing was processed */
             count_error(p, FICUS_UPSTREAM_ERR_RESET);
             if (!p->retried_reset && is_idempotent(req->method)) {
                 p->retried_reset = 1;
@@ -358,24 +354,20 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
             count_error(p, FICUS_UPSTREAM_ERR_PROTOCOL);
             fail(p, 502, "bad_gateway", "upstream_protocol_error");
         }
-        return NULL;
+        return;
     }
 
-    r->upstream.status = status;
+    r->upstream.status = res->status;
     r->upstream.head_at_us = now_us();
-    req->res.status = status;
-    req->res.reason = h2o_strdup(&req->pool, msg.base, msg.len).base;
-    for (size_t i = 0; i != num_headers; ++i) {
-        const h2o_iovec_t *name = headers[i].name;
-        if (name == &H2O_TOKEN_CONTENT_LENGTH->buf) {
-            size_t cl = h2o_strtosize(headers[i].value.base, headers[i].value.len);
-            if (cl != SIZE_MAX)
-                req->res.content_length = cl;
-            continue;
-        }
+    req->res.status = res->status;
+    req->res.reason = h2o_strdup(&req->pool, res->reason.base, res->reason.len).base;
+    if (res->content_length != SIZE_MAX)
+        req->res.content_length = res->content_length;
+    for (size_t i = 0; i != res->num_headers; ++i) {
+        const h2o_iovec_t *name = res->headers[i].name;
         if (is_dropped_response_header(name))
             continue;
-        h2o_iovec_t value = h2o_strdup(&req->pool, headers[i].value.base, headers[i].value.len);
+        h2o_iovec_t value = h2o_strdup(&req->pool, res->headers[i].value.base, res->headers[i].value.len);
         if (h2o_iovec_is_token(name)) {
             h2o_add_header(&req->pool, &req->res.headers, (const h2o_token_t *)name, NULL, value.base, value.len);
         } else {
@@ -383,31 +375,21 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
             h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 0, NULL, value.base, value.len);
         }
     }
+    if (x->done)
+        release_endpoint(p);
     ficus_req_before_response(r);
     p->super.proceed = do_proceed;
     p->super.stop = do_stop;
     h2o_start_response(req, &p->super);
-
-    if (errstr == h2o_http1client_error_is_eos) {
-        p->client = NULL;
-        release_endpoint(p);
-        r->_completed = 1;
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-        return NULL;
-    }
-    return on_body;
+    do_send(p);
 }
 
-static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs, size_t *reqbufcnt,
-                                          int *method_is_head)
+static void on_connect(ficus_upc_t *x, const char *err)
 {
-    ficus_proxy_t *p = client->data;
-    if (h2o_timeout_is_linked(&p->connect_timer))
-        h2o_timeout_unlink(&p->connect_timer);
-    if (errstr != NULL) {
-        p->client = NULL;
+    ficus_proxy_t *p = x->data;
+    if (err != NULL) {
         release_endpoint(p);
-        int is_timeout = strcmp(errstr, "connection timeout") == 0;
+        int is_timeout = err == ficus_upc_err_connect_timeout;
         count_error(p, is_timeout ? FICUS_UPSTREAM_ERR_TIMEOUT : FICUS_UPSTREAM_ERR_CONNECT);
         if (p->attempts < p->up->conf->num_endpoints) {
             attempt(p);
@@ -415,30 +397,13 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
             fail(p, 504, "gateway_timeout", "upstream_connect_timeout");
         } else {
             fail(p, 502, "bad_gateway",
-                 strcmp(errstr, "connection failed") == 0 ? "upstream_connect_refused" : "upstream_connect_failed");
+                 err == ficus_upc_err_connect_refused ? "upstream_connect_refused" : "upstream_connect_failed");
         }
-        return NULL;
+        return;
     }
     p->reqbufs[0] = build_request_line(p);
-    *reqbufs = p->reqbufs;
-    *reqbufcnt = p->num_reqbufs;
-    *method_is_head = h2o_memis(p->r->h2o->method.base, p->r->h2o->method.len, H2O_STRLIT("HEAD"));
-    return on_head;
-}
-
-static void on_connect_timeout(h2o_timeout_entry_t *entry)
-{
-    ficus_proxy_t *p = H2O_STRUCT_FROM_MEMBER(ficus_proxy_t, connect_timer, entry);
-    if (p->client != NULL) {
-        h2o_http1client_cancel(p->client);
-        p->client = NULL;
-    }
-    release_endpoint(p);
-    count_error(p, FICUS_UPSTREAM_ERR_TIMEOUT);
-    if (p->attempts < p->up->conf->num_endpoints)
-        attempt(p);
-    else
-        fail(p, 504, "gateway_timeout", "upstream_connect_timeout");
+    ficus_upc_send(x, p->reqbufs, p->num_reqbufs, h2o_memis(p->r->h2o->method.base, p->r->h2o->method.len, H2O_STRLIT("HEAD")),
+                   on_head);
 }
 
 static void attempt(ficus_proxy_t *p)
@@ -449,25 +414,17 @@ static void attempt(ficus_proxy_t *p)
     ++p->ep->inflight;
     p->r->upstream.endpoint = p->ep->conf->authority.base;
     p->r->upstream.started_at_us = now_us();
-    p->connect_timer.cb = on_connect_timeout;
-    h2o_timeout_link(p->r->worker->loop, &up->connect_timeout, &p->connect_timer);
-    /* may call on_connect synchronously when a pooled connection is available */
-    h2o_http1client_connect_with_pool(&p->client, p, &up->client_ctx, &p->ep->pool, on_connect);
+    /* may call on_connect synchronously (a pooled connection, or a connect that failed at once) */
+    ficus_upc_connect(&p->x, &p->ep->pool, on_connect);
 }
 
 static void on_proxy_dispose(void *_p)
 {
     ficus_proxy_t *p = _p;
-    if (p->client != NULL) {
-        h2o_http1client_cancel(p->client);
-        p->client = NULL;
-    }
-    if (h2o_timeout_is_linked(&p->connect_timer))
-        h2o_timeout_unlink(&p->connect_timer);
+    ficus_upc_dispose(&p->x);
     release_endpoint(p);
     if (p->holds_slot)
         --p->up->inflight;
-    h2o_buffer_dispose(&p->last_content);
     h2o_doublebuffer_dispose(&p->sending);
 }
 
@@ -490,7 +447,7 @@ void ficus_proxy_start(ficus_req_t *r, ficus_upstream_rt_t *up)
     memset(p, 0, sizeof(*p));
     p->r = r;
     p->up = up;
-    h2o_buffer_init(&p->last_content, &h2o_socket_buffer_prototype);
+    ficus_upc_init(&p->x, p);
     h2o_doublebuffer_init(&p->sending, &h2o_socket_buffer_prototype);
     ++up->inflight;
     p->holds_slot = 1;
@@ -505,28 +462,32 @@ void ficus_upstream_rt_init(ficus_upstream_rt_t *rt, const ficus_upstream_conf_t
     memset(rt, 0, sizeof(*rt));
     rt->conf = conf;
     h2o_timeout_init(w->loop, &rt->io_timeout, conf->timeout_ms);
-    h2o_timeout_init(w->loop, &rt->connect_timeout, conf->connect_timeout_ms);
-    rt->client_ctx.loop = w->loop;
-    rt->client_ctx.getaddr_receiver = &w->ctx.receivers.hostinfo_getaddr;
-    rt->client_ctx.io_timeout = &rt->io_timeout;
+    /* a connect never waited longer than `timeout` with H2O's client either */
+    h2o_timeout_init(w->loop, &rt->connect_timeout,
+                     conf->connect_timeout_ms < conf->timeout_ms ? conf->connect_timeout_ms : conf->timeout_ms);
+    h2o_timeout_init(w->loop, &rt->keepalive_timeout, conf->keepalive_timeout_ms);
     rt->max_inflight = conf->max_connections == 0 ? SIZE_MAX : (conf->max_connections + num_workers - 1) / num_workers;
+    size_t max_idle = rt->max_inflight < FICUS_UPSTREAM_MAX_IDLE ? rt->max_inflight : FICUS_UPSTREAM_MAX_IDLE;
     rt->endpoints = calloc(conf->num_endpoints, sizeof(*rt->endpoints));
     if (rt->endpoints == NULL)
         ficus_fatal("no memory");
     for (size_t i = 0; i != conf->num_endpoints; ++i) {
         ficus_endpoint_rt_t *ep = rt->endpoints + i;
         ep->conf = conf->endpoints + i;
-        h2o_socketpool_init_by_hostport(&ep->pool, h2o_iovec_init(ep->conf->host, strlen(ep->conf->host)), ep->conf->port, 0,
-                                        SIZE_MAX);
-        h2o_socketpool_set_timeout(&ep->pool, w->loop, conf->keepalive_timeout_ms);
+        ficus_upc_pool_init(&ep->pool, w->loop, &w->ctx.receivers.hostinfo_getaddr, ep->conf->host, ep->conf->port,
+                            &rt->connect_timeout, &rt->io_timeout, conf->keepalive_timeout_ms != 0 ? &rt->keepalive_timeout : NULL,
+                            max_idle);
     }
 }
 
 void ficus_upstream_rt_dispose(ficus_upstream_rt_t *rt, ficus_worker_t *w)
 {
+    /* runs once no request uses this generation: only idle connections are left, and closing them unlinks their
+     * timers, so nothing of this runtime can be called back afterwards */
     for (size_t i = 0; i != rt->conf->num_endpoints; ++i)
-        h2o_socketpool_dispose(&rt->endpoints[i].pool);
+        ficus_upc_pool_dispose(&rt->endpoints[i].pool);
     free(rt->endpoints);
     h2o_timeout_dispose(w->loop, &rt->io_timeout);
     h2o_timeout_dispose(w->loop, &rt->connect_timeout);
+    h2o_timeout_dispose(w->loop, &rt->keepalive_timeout);
 }

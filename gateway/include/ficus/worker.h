@@ -15,6 +15,7 @@
 #include "ficus/access_log.h"
 #include "ficus/config.h"
 #include "ficus/req.h"
+#include "ficus/upstream_client.h"
 
 /* The H2O handler of one listener's host: all requests enter ficus through it. */
 typedef struct st_ficus_handler_t {
@@ -22,18 +23,20 @@ typedef struct st_ficus_handler_t {
     size_t listener_index;
 } ficus_handler_t;
 
+#define FICUS_UPSTREAM_MAX_IDLE 512 /* idle connections per endpoint and worker when max_connections is unlimited */
+
 typedef struct st_ficus_endpoint_rt_t {
     const ficus_endpoint_conf_t *conf;
-    h2o_socketpool_t pool;
+    ficus_upc_pool_t pool; /* keep-alive connections to this endpoint (gateway/upstream_client.c) */
     size_t inflight;
 } ficus_endpoint_rt_t;
 
 typedef struct st_ficus_upstream_rt_t {
     const ficus_upstream_conf_t *conf;
-    h2o_http1client_ctx_t client_ctx;
     h2o_timeout_t io_timeout; /* response timeout: to the head, and between body reads */
     h2o_timeout_t connect_timeout;
-    size_t max_inflight; /* this worker's share of max_connections; SIZE_MAX = unlimited */
+    h2o_timeout_t keepalive_timeout; /* idle pooled connections */
+    size_t max_inflight;             /* this worker's share of max_connections; SIZE_MAX = unlimited */
     size_t inflight;
     size_t next; /* round robin */
     ficus_endpoint_rt_t *endpoints;
