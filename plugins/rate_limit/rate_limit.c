@@ -460,11 +460,11 @@ static uint64_t now_ms_of(ficus_req_t *r)
     return h2o_now(r->worker->loop);
 }
 
-static uint64_t mono_us(void)
+static uint64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void count(const policy_t *p, ficus_req_t *r, int result)
@@ -578,7 +578,7 @@ static int store_error(rl_req_t *rr, const policy_t *p, const char *key, size_t 
             limit = 1;
         if (burst == 0)
             burst = 1;
-        ficus_rl_local_decide(hash_bytes(key, keylen), p->per_ms * 1000 / limit, burst, mono_us(), &d);
+        ficus_rl_local_decide(hash_bytes(key, keylen), p->per_ms * 1000000 / limit, burst, mono_ns(), &d);
         note_headers(rr, p, (int64_t)d.remaining, d.reset_us / 1000);
         if (d.allowed || p->dry_run) {
             count(p, r, d.allowed ? RESULT_STORE_ERROR_ALLOWED : RESULT_DRY_RUN_LIMITED);
@@ -607,8 +607,8 @@ static int decide(rl_req_t *rr, const policy_t *p)
     if (r->worker->redis == NULL) {
         /* embedded store: per instance */
         ficus_rl_decision_t d;
-        ficus_rl_local_decide(hash_bytes(key, keylen), p->per_ms * 1000 / p->limit, p->algorithm == ALG_GCRA ? p->burst : p->limit,
-                              mono_us(), &d);
+        ficus_rl_local_decide(hash_bytes(key, keylen), p->per_ms * 1000000 / p->limit,
+                              p->algorithm == ALG_GCRA ? p->burst : p->limit, mono_ns(), &d);
         note_headers(rr, p, (int64_t)d.remaining, d.reset_us / 1000);
         if (d.allowed) {
             count(p, r, RESULT_ALLOWED);

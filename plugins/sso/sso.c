@@ -680,7 +680,8 @@ struct st_sso_pending_t {
     int step;
     int redis_tries;
     h2o_timeout_entry_t wait;
-    h2o_timeout_entry_t renew; /* renews the refresh lock's lease while the token call runs */
+    h2o_timeout_entry_t renew;  /* renews the refresh lock's lease while the token call runs */
+    h2o_linklist_t lookup_link; /* in a session_lookup_t's waiters */
 };
 
 static void pending_dispose(void *_p)
@@ -694,6 +695,8 @@ static void pending_dispose(void *_p)
         h2o_timeout_unlink(&p->wait);
     if (h2o_timeout_is_linked(&p->renew))
         h2o_timeout_unlink(&p->renew);
+    if (h2o_linklist_is_linked(&p->lookup_link))
+        h2o_linklist_unlink(&p->lookup_link);
     free(p->session_id);
     free(p->code);
     if (p->flow != NULL)
@@ -855,26 +858,74 @@ static int check_session(sso_pending_t *p, json_t *session, int paused)
     return 1;
 }
 
-static void on_session_get(void *data, redisReply *reply, const char *err)
+/* Session lookups in flight on this worker: requests for the same session while its cache entry is being refreshed
+ * wait on one GET instead of sending their own (no stampede on Redis when a popular session's entry expires).
+ * Bounded by the number of distinct sessions with a request in flight. */
+typedef struct st_session_lookup_t {
+    h2o_linklist_t link;
+    char *id;
+    h2o_linklist_t waiters; /* sso_pending_t.lookup_link */
+} session_lookup_t;
+
+static __thread h2o_linklist_t lookups;
+
+static session_lookup_t *find_lookup(const char *id)
 {
-    sso_pending_t *p = data;
-    p->cmd = NULL;
-    ficus_req_t *r = p->r;
-    if (err != NULL || reply->type == REDIS_REPLY_ERROR) {
-        r->error = "sso_session_store_unavailable";
-        h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        ficus_req_respond_error(r, 503, "session_store_unavailable");
-        return;
+    if (lookups.next == NULL)
+        h2o_linklist_init_anchor(&lookups);
+    for (h2o_linklist_t *n = lookups.next; n != &lookups; n = n->next) {
+        session_lookup_t *l = H2O_STRUCT_FROM_MEMBER(session_lookup_t, link, n);
+        if (strcmp(l->id, id) == 0)
+            return l;
     }
-    json_t *session = reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL) : NULL;
-    if (session == NULL) {
-        /* unknown, expired or deleted (logout): a new login */
-        start_login(p->g, r);
-        return;
+    return NULL;
+}
+
+static void on_lookup(void *data, redisReply *reply, const char *err)
+{
+    session_lookup_t *l = data;
+    h2o_linklist_unlink(&l->link);
+    int failed = err != NULL || reply->type == REDIS_REPLY_ERROR;
+    json_t *session = !failed && reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL) : NULL;
+    if (session != NULL)
+        cache_put(l->id, session, h2o_now(ficus_current_worker->loop));
+    while (!h2o_linklist_is_empty(&l->waiters)) {
+        sso_pending_t *p = H2O_STRUCT_FROM_MEMBER(sso_pending_t, lookup_link, l->waiters.next);
+        h2o_linklist_unlink(&p->lookup_link);
+        ficus_req_t *r = p->r;
+        if (failed) {
+            r->error = "sso_session_store_unavailable";
+            h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+            ficus_req_respond_error(r, 503, "session_store_unavailable");
+        } else if (session == NULL) {
+            start_login(p->g, r); /* unknown, expired or deleted (logout): a new login */
+        } else {
+            json_t *copy = json_deep_copy(session); /* each request may update its own (touch, refresh) */
+            check_session(p, copy, 1);
+            json_decref(copy);
+        }
     }
-    cache_put(p->session_id, session, h2o_now(r->worker->loop));
-    check_session(p, session, 1);
-    json_decref(session);
+    if (session != NULL)
+        json_decref(session);
+    free(l->id);
+    free(l);
+}
+
+/* Looks the session up in Redis for p, sharing a lookup already in flight for the same id. */
+static void lookup_session(sso_pending_t *p)
+{
+    session_lookup_t *l = find_lookup(p->session_id);
+    if (l == NULL) {
+        if ((l = calloc(1, sizeof(*l))) == NULL || (l->id = strdup(p->session_id)) == NULL)
+            ficus_fatal("no memory");
+        h2o_linklist_init_anchor(&l->waiters);
+        h2o_linklist_insert(&lookups, &l->link);
+        char key[128];
+        session_key(key, sizeof(key), "s", l->id);
+        const char *argv[] = {"GET", key};
+        redis_cmd(p->r, on_lookup, l, 2, argv); /* never cancelled: its answer serves whoever still waits */
+    }
+    h2o_linklist_insert(&l->waiters, &p->lookup_link);
 }
 
 /* ---- refresh (Redis store) ---- */
@@ -1169,7 +1220,7 @@ static ficus_status_t on_request(void *_rc, ficus_req_t *r)
         ficus_req_respond_error(r, 503, "session_store_unavailable");
         return FICUS_RESPONDED;
     }
-    get_session(p, on_session_get);
+    lookup_session(p);
     return FICUS_PAUSE;
 }
 
