@@ -240,8 +240,16 @@ static h2o_iovec_t build_request_line(ficus_proxy_t *p)
     h2o_iovec_t host = p->r->route->data.proxy.preserve_host ? req->authority : p->ep->conf->authority;
     size_t cap = req->method.len + p->path.len + host.len + 32;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap);
-    int n = snprintf(buf, cap, "%.*s %.*s HTTP/1.1\r\nhost: %.*s\r\n", (int)req->method.len, req->method.base, (int)p->path.len,
-                     p->path.base, (int)host.len, host.base);
+    /* per request: assembled with memcpy, no printf */
+    size_t n = 0;
+#define APPEND(s, l) (memcpy(buf + n, (s), (l)), n += (l))
+    APPEND(req->method.base, req->method.len);
+    APPEND(" ", 1);
+    APPEND(p->path.base, p->path.len);
+    APPEND(" HTTP/1.1\r\nhost: ", 17);
+    APPEND(host.base, host.len);
+    APPEND("\r\n", 2);
+#undef APPEND
     return h2o_iovec_init(buf, n);
 }
 

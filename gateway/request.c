@@ -71,7 +71,13 @@ static h2o_iovec_t make_request_id(h2o_req_t *req)
     if (i != -1 && is_valid_request_id(req->headers.entries[i].value))
         return req->headers.entries[i].value;
     char *buf = h2o_mem_alloc_pool(&req->pool, 33);
-    snprintf(buf, 33, "%016llx%016llx", (unsigned long long)rid_next(), (unsigned long long)rid_next());
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rid_next(), b = rid_next();
+    for (int i = 15; i >= 0; --i, a >>= 4, b >>= 4) { /* per request: no printf */
+        buf[i] = hex[a & 15];
+        buf[16 + i] = hex[b & 15];
+    }
+    buf[32] = '\0';
     return h2o_iovec_init(buf, 32);
 }
 

@@ -243,10 +243,17 @@ static uint64_t token_hash(const char *s, size_t len)
 {
     if (cache_seed == 0 && getrandom(&cache_seed, sizeof(cache_seed), 0) != sizeof(cache_seed))
         cache_seed = (uint64_t)(uintptr_t)&cache_seed ^ 0x9e3779b97f4a7c15ULL;
-    uint64_t h = 0xcbf29ce484222325ULL ^ cache_seed;
-    for (size_t i = 0; i != len; ++i)
+    /* 8 bytes at a time (a token is ~1 KiB and hashed on every request); a hit is confirmed by a full compare */
+    uint64_t h = cache_seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 29;
+    }
+    for (; i != len; ++i)
         h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    return h ^ (h >> 29);
+    return h ^ (h >> 31);
 }
 
 static double unix_now(void)

@@ -90,6 +90,9 @@ typedef struct st_policy_t {
     int headers;
     uint32_t max_lease;
     char policy_header[128]; /* "100;w=1;burst=20" */
+    char limit_header[24];   /* "100" */
+    char key_prefix[160];    /* "ficus:rl:{per-user:" */
+    size_t key_prefix_len;
     policy_stats_t *stats;
 } policy_t;
 
@@ -239,6 +242,11 @@ static int load_policy(ficus_conf_ctx_t *cc, const ficus_node_t *name, const fic
                  (unsigned long long)p->burst);
     else
         snprintf(p->policy_header, sizeof(p->policy_header), "%llu;w=%g", (unsigned long long)p->limit, w);
+    snprintf(p->limit_header, sizeof(p->limit_header), "%llu", (unsigned long long)p->limit);
+    int kp = snprintf(p->key_prefix, sizeof(p->key_prefix), "ficus:rl:{%s:", p->name);
+    if (kp < 0 || (size_t)kp >= sizeof(p->key_prefix))
+        return ficus_conf_error(cc, name, "policy name too long");
+    p->key_prefix_len = (size_t)kp;
     p->stats = stats_get(p->name);
     (void)has_redis;
     return 0;
@@ -477,7 +485,10 @@ static void count(const policy_t *p, ficus_req_t *r, int result)
 static size_t build_key(const policy_t *p, ficus_req_t *r, char *buf, size_t cap)
 {
     h2o_req_t *req = r->h2o;
-    size_t n = (size_t)snprintf(buf, cap, "ficus:rl:{%s:", p->name);
+    if (p->key_prefix_len + 2 >= cap)
+        return 0;
+    memcpy(buf, p->key_prefix, p->key_prefix_len);
+    size_t n = p->key_prefix_len;
     for (size_t i = 0; i != p->num_parts; ++i) {
         char tmp[128];
         h2o_iovec_t v = h2o_iovec_init("-", 1);
@@ -828,6 +839,18 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *r)
     }
 }
 
+static size_t u64_to_dec(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i != n; ++i)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static void on_response(void *_conf, ficus_req_t *r)
 {
     rl_req_t *rr = *ficus_req_plugin_slot(r);
@@ -835,15 +858,13 @@ static void on_response(void *_conf, ficus_req_t *r)
         return;
     h2o_req_t *req = r->h2o;
     const policy_t *p = rr->hdr_policy;
-    char *buf = h2o_mem_alloc_pool(&req->pool, 96);
-    int n = snprintf(buf, 96, "%llu", (unsigned long long)p->limit);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-limit"), 0, NULL, buf, n);
-    buf += n + 1;
-    n = snprintf(buf, 32, "%lld", (long long)rr->hdr_remaining);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-remaining"), 0, NULL, buf, n);
-    buf += n + 1;
-    n = snprintf(buf, 24, "%llu", (unsigned long long)((rr->hdr_reset_ms + 999) / 1000));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-reset"), 0, NULL, buf, n);
+    char *buf = h2o_mem_alloc_pool(&req->pool, 48);
+    size_t n1 = u64_to_dec(buf, rr->hdr_remaining < 0 ? 0 : (uint64_t)rr->hdr_remaining);
+    size_t n2 = u64_to_dec(buf + 24, (rr->hdr_reset_ms + 999) / 1000);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-limit"), 0, NULL, p->limit_header,
+                          strlen(p->limit_header));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-remaining"), 0, NULL, buf, n1);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-reset"), 0, NULL, buf + 24, n2);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, NULL, p->policy_header,
                           strlen(p->policy_header));
 }
