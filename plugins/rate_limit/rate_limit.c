@@ -453,8 +453,8 @@ static rl_entry_t *entry_get(const char *key, size_t keylen, uint64_t hash, uint
 typedef struct st_rl_req_t {
     ficus_req_t *req;
     route_conf_t *conf;
-    size_t next; /* policy index */
-    rl_waiter_t waiter;
+    size_t next;         /* policy index */
+    rl_waiter_t *waiter; /* allocated (with a dispose that unlinks it) the first time the request waits */
     rl_entry_t *waiting_on;
     /* headers: the most constrained policy so far */
     const policy_t *hdr_policy;
@@ -496,11 +496,23 @@ static size_t build_key(const policy_t *p, ficus_req_t *r, char *buf, size_t cap
         case KEY_IP: {
             struct sockaddr_storage ss;
             if (req->conn->callbacks->get_peername(req->conn, (void *)&ss) != 0) {
-                if (ss.ss_family == AF_INET)
-                    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, tmp, sizeof(tmp));
-                else
+                if (ss.ss_family == AF_INET) {
+                    const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+                    size_t o = 0;
+                    for (int k = 0; k != 4; ++k) { /* dotted quad without inet_ntop's sprintf (per request) */
+                        if (k != 0)
+                            tmp[o++] = '.';
+                        if (a[k] >= 100)
+                            tmp[o++] = (char)('0' + a[k] / 100);
+                        if (a[k] >= 10)
+                            tmp[o++] = (char)('0' + a[k] / 10 % 10);
+                        tmp[o++] = (char)('0' + a[k] % 10);
+                    }
+                    v = h2o_iovec_init(tmp, o);
+                } else {
                     inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, tmp, sizeof(tmp));
-                v = h2o_iovec_init(tmp, strlen(tmp));
+                    v = h2o_iovec_init(tmp, strlen(tmp));
+                }
             }
         } break;
         case KEY_ROUTE:
@@ -604,6 +616,7 @@ static int store_error(rl_req_t *rr, const policy_t *p, const char *key, size_t 
 
 static void start_lease(rl_entry_t *e, const policy_t *p, ficus_req_t *r);
 static int run_policies(rl_req_t *rr);
+static void on_waiter_dispose(void *_w);
 
 /* Decides policy p for the request. Returns 1 allowed, 0 responded, -1 waiting for Redis (waiter queued). */
 static int decide(rl_req_t *rr, const policy_t *p)
@@ -657,8 +670,12 @@ static int decide(rl_req_t *rr, const policy_t *p)
     if (e->num_waiters >= MAX_WAITERS_PER_KEY)
         return store_error(rr, p, key, keylen, "too many waiters");
     rr->waiting_on = e;
-    rr->waiter.rr = rr;
-    h2o_linklist_insert(&e->waiters, &rr->waiter.link);
+    if (rr->waiter == NULL) {
+        rr->waiter = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*rr->waiter), on_waiter_dispose);
+        memset(rr->waiter, 0, sizeof(*rr->waiter));
+        rr->waiter->rr = rr;
+    }
+    h2o_linklist_insert(&e->waiters, &rr->waiter->link);
     ++e->num_waiters;
     if (e->cmd == NULL)
         start_lease(e, p, r);
@@ -810,11 +827,12 @@ static void start_lease(rl_entry_t *e, const policy_t *p, ficus_req_t *r)
                               on_lease_reply, lc);
 }
 
-static void on_rr_dispose(void *_rr)
+static void on_waiter_dispose(void *_w)
 {
-    rl_req_t *rr = _rr;
-    if (rr->waiting_on != NULL && h2o_linklist_is_linked(&rr->waiter.link)) {
-        h2o_linklist_unlink(&rr->waiter.link);
+    rl_waiter_t *w = _w;
+    rl_req_t *rr = w->rr; /* in the same request pool, still valid: shared entries are released before its chunks */
+    if (rr->waiting_on != NULL && h2o_linklist_is_linked(&w->link)) {
+        h2o_linklist_unlink(&w->link);
         --rr->waiting_on->num_waiters;
         /* the lease request stays in flight: its answer serves the other waiters, or is kept as tokens */
     }
@@ -823,7 +841,7 @@ static void on_rr_dispose(void *_rr)
 static ficus_status_t on_request(void *_conf, ficus_req_t *r)
 {
     route_conf_t *conf = _conf;
-    rl_req_t *rr = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*rr), on_rr_dispose);
+    rl_req_t *rr = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(*rr)); /* no dispose unless it has to wait */
     memset(rr, 0, sizeof(*rr));
     rr->req = r;
     rr->conf = conf;
