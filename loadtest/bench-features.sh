@@ -161,7 +161,8 @@ providers:
     audiences: ["$AUD"]
     algorithms: [RS256, ES256, EdDSA]
 rate_limits:
-  hot: { key: ip, limit: 1000000, per: 1s }   # not 10M: above 1M per 1s the embedded fallback store divides by 0
+  hot: { key: ip, limit: 1000000, per: 1s }
+  hot-nohdr: { key: ip, limit: 1000000, per: 1s, headers: false }
   deny: { key: ip, limit: 1000, per: 1s }
 sso:
   provider: bench
@@ -181,6 +182,10 @@ routes:
   - name: rl-hot
     match: { path_prefix: /rl-hot }
     rate_limit: [hot]
+    to: upstream
+  - name: rl-hot-nohdr
+    match: { path_prefix: /rl-nohdr }
+    rate_limit: [hot-nohdr]
     to: upstream
   - name: rl-deny
     match: { path_prefix: /rl-deny }
@@ -363,7 +368,7 @@ BARE_RUNS=()
 HAP_RUNS=()
 if want jwt || want rl || want sso; then BARE_RUNS+=("f-bare h2 /"); FICUS_RUNS+=("f-plain h2 /plain"); fi
 want jwt && FICUS_RUNS+=("f-plain-auth h2 /plain|authorization: Bearer $TOKW" "f-jwt h2 /jwt|authorization: Bearer $TOKW")
-want rl && FICUS_RUNS+=("f-rl-hot h2 /rl-hot" "f-rl-deny h2 /rl-deny")
+want rl && FICUS_RUNS+=("f-rl-hot h2 /rl-hot" "f-rl-nohdr h2 /rl-nohdr" "f-rl-deny h2 /rl-deny")
 want sso && FICUS_RUNS+=("f-sso h2 /sso|cookie: __Host-ficus=$SSO_ID")
 want miss && FICUS_RUNS+=("f-plain-h1 lua /plain|$TOK/warm-rs.txt" "f-jwt-h1 lua /jwt|$TOK/warm-rs.txt"
     "f-miss-rs lua /jwt|$TOK/miss-rs.txt" "f-miss-es lua /jwt|$TOK/miss-es.txt" "f-miss-ed lua /jwt|$TOK/miss-ed.txt")
@@ -461,6 +466,7 @@ declare -A NAME=(
     [f-plain-auth]="ficus: /plain + the same Authorization header (token not checked)"
     [f-jwt]="ficus: /jwt RS256, warm token cache (same token)"
     [f-rl-hot]="ficus: /rl-hot, key ip, limit 1M/s (never denies)"
+    [f-rl-nohdr]="ficus: /rl-nohdr, the same with headers: false (no RateLimit-* response headers)"
     [f-rl-deny]="ficus: /rl-deny, key ip, limit 1000/s (denied-heavy)"
     [f-sso]="ficus: /sso, signed-in session (redis store, cache_ttl 5s)"
     [f-plain-h1]="ficus: /plain (wrk + tokens.lua, warm token)"
@@ -556,13 +562,13 @@ report() {
         echo
         echo "| scenario | req/s | gateway CPU µs/req | CPU µs/req, rounds | gateway core busy | other work on core 0 | 2xx % | upstream req per req | errors | leases/req | ficus Redis cmds/req | Redis server cmds/req | Redis CPU µs/req | Redis failures |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-        for id in f-plain f-rl-hot f-rl-deny h-plain h-rl-hot h-rl-deny; do
+        for id in f-plain f-rl-hot f-rl-nohdr f-rl-deny h-plain h-rl-hot h-rl-deny; do
             have "$id" || continue
             row "$id"
             printf ' %s | %s | %s | %s | %s |\n' "$(med LEASE "$id")" "$(med RCMD "$id")" "$(med RSRV "$id")" "$(med RCPU "$id")" "$(sumr RFAIL "$id")"
         done
         echo
-        have f-rl-hot && echo "- ficus rate-limit CPU overhead, hot key (target ≤ +10 %): $(round_ratio f-rl-hot f-plain); denied-heavy: $(round_ratio f-rl-deny f-plain) (cheaper: a 429 goes to no upstream)"
+        have f-rl-hot && echo "- ficus rate-limit CPU overhead, hot key (target ≤ +10 %): $(round_ratio f-rl-hot f-plain); without the RateLimit-* response headers: $(round_ratio f-rl-nohdr f-plain); denied-heavy: $(round_ratio f-rl-deny f-plain) (cheaper: a 429 goes to no upstream)"
         have h-rl-hot && echo "- haproxy stick table CPU over its /plain: hot $(round_ratio h-rl-hot h-plain); denied-heavy $(round_ratio h-rl-deny h-plain)"
         echo "- leases/req: ficus_ratelimit_leases_total delta ÷ requests (Redis round trips for leases); ficus Redis cmds/req:"
         echo "  ficus_redis_commands_total delta ÷ requests; Redis server cmds/req: INFO total_commands_processed delta ÷ requests"
