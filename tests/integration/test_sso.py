@@ -625,7 +625,7 @@ def test_id_token_checks(env):
     from jwcrypto import jwk
     op, fx = env.op, env.fx
     stranger = jwk.JWK.generate(kty="RSA", size=2048)
-    for name, (changes, key, error) in ID_TOKEN_CASES.items():
+    def attempt(name, changes, key):
         b = env.browser()
         loc = b.start_login(op, "/app/")
         nonce = query_params(loc)["nonce"]
@@ -636,13 +636,21 @@ def test_id_token_checks(env):
         body = json.dumps({"access_token": secrets.token_urlsafe(32), "token_type": "Bearer", "expires_in": 300,
                            "id_token": token})
         callback = op.login(b.op, loc, "alice")
-        op.fail("token", "status", status=200, body=body, times=1)
+        # only the code exchange: a stray refresh_token grant (another test's session) must not consume the rule
+        op.fail("token", "status", status=200, body=body, times=1, grant_type="authorization_code")
         n401 = len(callback_401s(fx.access_log()))
         r = b.get(callback)
         assert_html_error(r, 401)
         assert SESSION not in b.cookies, f"{name}: a session was created"
-        entry = fx.wait_access_log(lambda es: callback_401s(es)[n401:] or None, what=f"{name}: access log entry")[0]
-        assert str(entry.get("error", "")).startswith("sso_id_token_"), (name, entry)
+        return fx.wait_access_log(lambda es: callback_401s(es)[n401:] or None, what=f"{name}: access log entry")[0]
+
+    for name, (changes, key, error) in ID_TOKEN_CASES.items():
+        entry = attempt(name, changes, key)
+        if entry.get("error") == "sso_code_rejected":
+            # the injected answer did not reach ficus as injected (a fixture race seen about once in ten runs, on the
+            # first case): the case is run once more and must then be decided on the ID token
+            entry = attempt(name, changes, key)
+        assert str(entry.get("error", "")).startswith("sso_id_token_"), (name, entry, op.counters())
         if error:
             assert entry["error"] == error, (name, entry)
     # the genuine token still works afterwards
