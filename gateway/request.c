@@ -96,17 +96,10 @@ void ficus_req_before_response(ficus_req_t *r)
         }
     }
     h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, r->request_id.base, r->request_id.len, 1);
-    if (r->is_tls) {
-        const ficus_listener_conf_t *lc = NULL;
-        for (size_t i = 0; i != r->config->server.num_listeners; ++i)
-            if (r->config->server.listeners[i].tls != NULL)
-                lc = r->config->server.listeners + i;
-        if (lc != NULL && lc->tls->hsts_max_age_s != 0) {
-            char *v = h2o_mem_alloc_pool(&req->pool, 32);
-            int n = snprintf(v, 32, "max-age=%llu", (unsigned long long)lc->tls->hsts_max_age_s);
-            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, v, n, 1);
-        }
-    }
+    /* HSTS of the listener this request came through, formatted at config load */
+    if (r->is_tls && r->listener->tls->hsts_value.base != NULL)
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, r->listener->tls->hsts_value.base,
+                       r->listener->tls->hsts_value.len, 1);
 }
 
 static const char *reason_phrase(int status)
@@ -429,6 +422,7 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     ++wg->refcnt;
     r->config = wg->config;
     r->started_at_us = now_us();
+    r->listener = lc;
     r->is_tls = lc->tls != NULL;
     ++w->inflight;
     ficus_counter_add(&ficus_worker_stats[w->index].inflight, 1);

@@ -177,6 +177,10 @@ int ficus_tls_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tl
         if (ficus_conf_duration(cc, hsts, 0, (uint64_t)2 * 365 * 86400 * 1000, &ms) != 0)
             return -1;
         tls->hsts_max_age_s = ms / 1000;
+        char v[32];
+        int n = snprintf(v, sizeof(v), "max-age=%llu", (unsigned long long)tls->hsts_max_age_s);
+        if (tls->hsts_max_age_s != 0)
+            tls->hsts_value = h2o_strdup(NULL, v, n);
     }
     for (size_t i = 0; i != certificates->data.sequence.size; ++i) {
         ficus_node_t *cert, *key;
@@ -203,6 +207,7 @@ static void tls_conf_free(ficus_tls_conf_t *tls)
         free(tls->certs[i].names);
     }
     free(tls->certs);
+    free(tls->hsts_value.base);
     free(tls);
 }
 

@@ -609,3 +609,30 @@ def test_trusted_proxy_appends(ficus_factory):
     with f.client(http2=True) as c:
         assert echo(c.get("/x", headers={"X-Forwarded-For": "6.6.6.6"}))["headers"]["x-forwarded-for"] == "6.6.6.6, 127.0.0.1"
         assert echo(c.get("/x"))["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+HSTS_TWO_LISTENERS = """\
+server:
+  workers: 2
+  listen:
+    - address: "127.0.0.1:$tls_port"
+      tls: { certificates: [{ cert: "$cert", key: "$key" }], hsts: 1d }
+    - address: "127.0.0.1:$tls2_port"
+      tls: { certificates: [{ cert: "$cert", key: "$key" }] }
+  admin: { address: "127.0.0.1:$admin_port" }
+routes:
+  - name: ping
+    match: { path: /ping }
+    respond: { status: 200, body: "pong" }
+"""
+
+
+def test_hsts_is_per_listener(ficus_factory, certs):
+    """Each TLS listener sends its own HSTS setting (a listener without `hsts` sends none)."""
+    import httpx
+    f = ficus_factory(HSTS_TWO_LISTENERS)
+    for port, want in ((f.tls_port, "max-age=86400"), (f.port("tls2"), None)):
+        with httpx.Client(verify=certs.ca) as c:
+            r = c.get(f"https://localhost:{port}/ping")
+        assert r.status_code == 200
+        assert r.headers.get("strict-transport-security") == want, port

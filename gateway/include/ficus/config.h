@@ -28,6 +28,7 @@ typedef struct st_ficus_tls_conf_t {
         size_t num_names;
     } * certs;
     uint64_t hsts_max_age_s; /* 0 = no HSTS header */
+    h2o_iovec_t hsts_value;  /* "max-age=N", formatted at load (base NULL when none) */
 } ficus_tls_conf_t;
 
 typedef struct st_ficus_listener_conf_t {

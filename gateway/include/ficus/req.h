@@ -28,6 +28,7 @@ struct st_ficus_req_t {
         int status;
         uint64_t started_at_us, head_at_us;
     } upstream;
+    const ficus_listener_conf_t *listener; /* the listener the request came through (in `config`) */
     int is_tls;
     struct json_t *claims; /* verified identity claims (jansson object, a reference owned by the request), or NULL */
     void *plugin_data[16]; /* per route plugin (by position in route->plugins): see ficus_req_plugin_slot */
