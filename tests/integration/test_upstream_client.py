@@ -507,10 +507,16 @@ def test_client_gone_mid_body_closes_upstream_connection(gw, raw):
         with c.stream("GET", "/big-cl") as r:
             assert r.status_code == 200
             next(r.iter_bytes())
-    # the upstream connection that carried /big-cl must not serve the next request
+    # the upstream connection that carried /big-cl must not serve the next request if it was left half-read; when
+    # ficus managed to relay the whole body into the kernel's buffers before noticing the client was gone (loopback
+    # buffers grow to megabytes), the response was complete and pooling its connection is right
+    entry = gw.wait_access_log(lambda es: [x for x in es if x.get("path") == "/big-cl"])[0]
     with gw.client(http2=False) as c:
         assert c.get("/cl").status_code == 200
-    assert raw.conns_of("/cl")[0] != raw.conns_of("/big-cl")[0]
+    if entry.get("error") is not None:
+        assert raw.conns_of("/cl")[0] != raw.conns_of("/big-cl")[0], entry
+    else:
+        assert entry["bytes"] == len(BIG), entry
 
 
 # ---------------------------------------------------------------------------------------------------------- retries, timeouts, names
