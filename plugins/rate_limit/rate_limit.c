@@ -30,6 +30,7 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,7 @@ typedef struct st_policy_stats_t {
     uint64_t decisions[FICUS_MAX_WORKERS][RESULT__COUNT];
     uint64_t deny_cache_hits[FICUS_MAX_WORKERS];
     uint64_t leases[FICUS_MAX_WORKERS];
+    uint64_t waits[FICUS_MAX_WORKERS]; /* requests that waited for a Redis answer */
 } policy_stats_t;
 
 typedef struct st_policy_t {
@@ -89,9 +91,11 @@ typedef struct st_policy_t {
     int dry_run;
     int headers;
     uint32_t max_lease;
-    char policy_header[128]; /* "100;w=1;burst=20" */
-    char limit_header[24];   /* "100" */
-    char key_prefix[160];    /* "ficus:rl:{per-user:" */
+    h2o_iovec_t policy_header; /* "100;w=1;burst=20" (in policy_header_buf) */
+    h2o_iovec_t limit_header;  /* "100" */
+    char policy_header_buf[128];
+    char limit_header_buf[24];
+    char key_prefix[160]; /* "ficus:rl:{per-user:" */
     size_t key_prefix_len;
     policy_stats_t *stats;
 } policy_t;
@@ -238,11 +242,14 @@ static int load_policy(ficus_conf_ctx_t *cc, const ficus_node_t *name, const fic
     p->max_lease = lease < 1 ? 1 : (uint32_t)lease;
     double w = p->per_ms / 1000.0;
     if (p->algorithm == ALG_GCRA)
-        snprintf(p->policy_header, sizeof(p->policy_header), "%llu;w=%g;burst=%llu", (unsigned long long)p->limit, w,
-                 (unsigned long long)p->burst);
+        p->policy_header.len = (size_t)snprintf(p->policy_header_buf, sizeof(p->policy_header_buf), "%llu;w=%g;burst=%llu",
+                                                (unsigned long long)p->limit, w, (unsigned long long)p->burst);
     else
-        snprintf(p->policy_header, sizeof(p->policy_header), "%llu;w=%g", (unsigned long long)p->limit, w);
-    snprintf(p->limit_header, sizeof(p->limit_header), "%llu", (unsigned long long)p->limit);
+        p->policy_header.len =
+            (size_t)snprintf(p->policy_header_buf, sizeof(p->policy_header_buf), "%llu;w=%g", (unsigned long long)p->limit, w);
+    p->limit_header.len = (size_t)snprintf(p->limit_header_buf, sizeof(p->limit_header_buf), "%llu", (unsigned long long)p->limit);
+    p->policy_header.base = p->policy_header_buf;
+    p->limit_header.base = p->limit_header_buf;
     int kp = snprintf(p->key_prefix, sizeof(p->key_prefix), "ficus:rl:{%s:", p->name);
     if (kp < 0 || (size_t)kp >= sizeof(p->key_prefix))
         return ficus_conf_error(cc, name, "policy name too long");
@@ -406,10 +413,17 @@ static __thread rl_entry_t *table;
 
 static uint64_t hash_bytes(const char *s, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i != len; ++i)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-    return h ^ (h >> 31);
+    /* eight bytes a step (per request, over the whole key); a multiply-xorshift mix */
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len, w;
+    for (; len >= 8; s += 8, len -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    w = 0;
+    memcpy(&w, s, len);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
 }
 
 /* Finds or makes the entry of key; NULL when its set is full of entries with requests in flight. */
@@ -567,6 +581,16 @@ static void note_headers(rl_req_t *rr, const policy_t *p, int64_t remaining, uin
     }
 }
 
+/* RateLimit-Remaining of a leased key: the shared bucket at the last Redis answer plus this worker's unspent tokens,
+ * rounded down to a quarter lease. Exact while the key leases one token at a time (every cold key); a hot key's value
+ * moves in steps of at most limit/40. A value that changed on every response would be a new HPACK table entry per
+ * HTTP/2 response (H2O indexes every literal it sends), evicting the connection's other entries. */
+static int64_t lease_remaining(const rl_entry_t *e)
+{
+    int64_t v = e->remaining + (int64_t)e->tokens, step = e->lease_size >= 4 ? e->lease_size / 4 : 1;
+    return v - v % step;
+}
+
 static void respond_429(rl_req_t *rr, const policy_t *p, uint64_t retry_ms)
 {
     ficus_req_t *r = rr->req;
@@ -661,8 +685,13 @@ static int decide(rl_req_t *rr, const policy_t *p)
     }
     if (e != NULL && e->tokens != 0 && e->lease_expires_ms > now) {
         --e->tokens;
-        note_headers(rr, p, e->remaining + (int64_t)e->tokens, e->reset_ms_at > now ? e->reset_ms_at - now : 0);
+        note_headers(rr, p, lease_remaining(e), e->reset_ms_at > now ? e->reset_ms_at - now : 0);
         count(p, r, RESULT_ALLOWED);
+        /* refill ahead: while the shared bucket last held at least a lease more, the next lease is taken when a quarter
+         * of this one is left, so a hot key's requests never wait for Redis; near the limit they wait as before */
+        if (e->cmd == NULL && e->lease_size >= 4 && e->tokens <= e->lease_size / 4 && e->remaining >= (int64_t)e->lease_size &&
+            ficus_redis_is_available(r->worker->redis))
+            start_lease(e, p, r);
         return 1;
     }
     if (!ficus_redis_is_available(r->worker->redis) || e == NULL)
@@ -677,6 +706,7 @@ static int decide(rl_req_t *rr, const policy_t *p)
     }
     h2o_linklist_insert(&e->waiters, &rr->waiter->link);
     ++e->num_waiters;
+    ficus_counter_add(&p->stats->waits[r->worker->index], 1);
     if (e->cmd == NULL)
         start_lease(e, p, r);
     return -1;
@@ -730,7 +760,7 @@ static void wake(rl_entry_t *e, const char *err)
             rc = store_error(rr, p, e->key, e->keylen, err);
         } else if (e->tokens != 0 && e->deny_until_ms <= now) {
             --e->tokens;
-            note_headers(rr, p, e->remaining + (int64_t)e->tokens, e->reset_ms_at > now ? e->reset_ms_at - now : 0);
+            note_headers(rr, p, lease_remaining(e), e->reset_ms_at > now ? e->reset_ms_at - now : 0);
             count(p, r, RESULT_ALLOWED);
             rc = 1;
         } else {
@@ -772,16 +802,18 @@ static void on_lease_reply(void *data, redisReply *reply, const char *err)
     long long granted = reply->element[0]->integer, remaining = reply->element[1]->integer, retry = reply->element[2]->integer,
               reset = reply->element[3]->integer;
     ficus_counter_add(&lc->stats->leases[lc->worker], 1);
-    /* lease size: grow when the previous lease was spent within half its lifetime, shrink when it expired unspent */
+    /* lease size: grow when the previous lease was (all but a refill-ahead quarter) spent within half its lifetime,
+     * shrink when it expired unspent */
     uint64_t ttl = lc->per_ms < 1000 ? lc->per_ms : 1000;
     if (e->lease_started_ms != 0) {
-        if (e->tokens == 0 && now - e->lease_started_ms < ttl / 2 && e->lease_size < lc->max_lease)
+        if (e->tokens <= e->lease_size / 4 && now - e->lease_started_ms < ttl / 2 && e->lease_size < lc->max_lease)
             e->lease_size = e->lease_size * 2 > lc->max_lease ? lc->max_lease : e->lease_size * 2;
         else if (e->lease_expires_ms <= now && e->lease_size > 1)
             e->lease_size /= 2;
     }
     free(lc);
-    e->tokens = granted > 0 ? (uint64_t)granted : 0;
+    /* tokens left of a live lease (a refill ahead) are kept and live as long as the new ones */
+    e->tokens = (e->lease_expires_ms > now ? e->tokens : 0) + (granted > 0 ? (uint64_t)granted : 0);
     e->lease_started_ms = now;
     e->lease_expires_ms = now + ttl;
     e->remaining = remaining;
@@ -869,6 +901,10 @@ static size_t u64_to_dec(char *buf, uint64_t v)
     return n;
 }
 
+/* Response header names, not H2O tokens: static, so that adding them costs no allocation per response. */
+static h2o_iovec_t header_limit = {H2O_STRLIT("ratelimit-limit")}, header_remaining = {H2O_STRLIT("ratelimit-remaining")},
+                   header_reset = {H2O_STRLIT("ratelimit-reset")}, header_policy = {H2O_STRLIT("ratelimit-policy")};
+
 static void on_response(void *_conf, ficus_req_t *r)
 {
     rl_req_t *rr = *ficus_req_plugin_slot(r);
@@ -879,15 +915,29 @@ static void on_response(void *_conf, ficus_req_t *r)
     char *buf = h2o_mem_alloc_pool(&req->pool, 48);
     size_t n1 = u64_to_dec(buf, rr->hdr_remaining < 0 ? 0 : (uint64_t)rr->hdr_remaining);
     size_t n2 = u64_to_dec(buf + 24, (rr->hdr_reset_ms + 999) / 1000);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-limit"), 0, NULL, p->limit_header,
-                          strlen(p->limit_header));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-remaining"), 0, NULL, buf, n1);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-reset"), 0, NULL, buf + 24, n2);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, NULL, p->policy_header,
-                          strlen(p->policy_header));
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 4);
+    h2o_header_t *h = req->res.headers.entries + req->res.headers.size;
+    req->res.headers.size += 4;
+    h[0] = (h2o_header_t){&header_limit, NULL, p->limit_header};
+    h[1] = (h2o_header_t){&header_remaining, NULL, h2o_iovec_init(buf, n1)};
+    h[2] = (h2o_header_t){&header_reset, NULL, h2o_iovec_init(buf + 24, n2)};
+    h[3] = (h2o_header_t){&header_policy, NULL, p->policy_header};
 }
 
 /* ---- metrics ---- */
+
+/* One counter family with a series per policy: field is the offset of a per-worker array in policy_stats_t. */
+static void render_policy_counter(FILE *fp, const char *family, const char *help, size_t field, unsigned num_workers)
+{
+    fprintf(fp, "# HELP %s %s\n# TYPE %s counter\n", family, help, family);
+    for (size_t i = 0; i != num_all_stats; ++i) {
+        const uint64_t *per_worker = (const uint64_t *)((const char *)all_stats[i] + field);
+        uint64_t sum = 0;
+        for (unsigned w = 0; w != num_workers; ++w)
+            sum += ficus_counter_get(&per_worker[w]);
+        fprintf(fp, "%s{policy=\"%s\"} %llu\n", family, all_stats[i]->name, (unsigned long long)sum);
+    }
+}
 
 static void render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers)
 {
@@ -907,22 +957,12 @@ static void render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_
             fprintf(fp, "ficus_ratelimit_decisions_total{policy=\"%s\",result=\"%s\"} %llu\n", all_stats[i]->name, result_names[k],
                     (unsigned long long)sum);
         }
-    fprintf(fp, "# HELP ficus_ratelimit_deny_cache_hits_total Denials answered from the local deny cache (no Redis).\n"
-                "# TYPE ficus_ratelimit_deny_cache_hits_total counter\n");
-    for (size_t i = 0; i != num_all_stats; ++i) {
-        uint64_t sum = 0;
-        for (unsigned w = 0; w != num_workers; ++w)
-            sum += ficus_counter_get(&all_stats[i]->deny_cache_hits[w]);
-        fprintf(fp, "ficus_ratelimit_deny_cache_hits_total{policy=\"%s\"} %llu\n", all_stats[i]->name, (unsigned long long)sum);
-    }
-    fprintf(fp, "# HELP ficus_ratelimit_leases_total Leases obtained from Redis (round trips), by policy.\n"
-                "# TYPE ficus_ratelimit_leases_total counter\n");
-    for (size_t i = 0; i != num_all_stats; ++i) {
-        uint64_t sum = 0;
-        for (unsigned w = 0; w != num_workers; ++w)
-            sum += ficus_counter_get(&all_stats[i]->leases[w]);
-        fprintf(fp, "ficus_ratelimit_leases_total{policy=\"%s\"} %llu\n", all_stats[i]->name, (unsigned long long)sum);
-    }
+    render_policy_counter(fp, "ficus_ratelimit_deny_cache_hits_total", "Denials answered from the local deny cache (no Redis).",
+                          offsetof(policy_stats_t, deny_cache_hits), num_workers);
+    render_policy_counter(fp, "ficus_ratelimit_leases_total", "Leases obtained from Redis (round trips), by policy.",
+                          offsetof(policy_stats_t, leases), num_workers);
+    render_policy_counter(fp, "ficus_ratelimit_redis_waits_total", "Requests that waited for a Redis answer, by policy.",
+                          offsetof(policy_stats_t, waits), num_workers);
     pthread_mutex_unlock(&stats_mutex);
     fclose(fp);
     *out = h2o_strdup(pool, buf, len);

@@ -87,6 +87,10 @@ def leases(fx, policy=None):
     return m.sum("ficus_ratelimit_leases_total", **({"policy": policy} if policy else {}))
 
 
+def redis_waits(fx, policy):
+    return fx.metrics().get("ficus_ratelimit_redis_waits_total", policy=policy) or 0
+
+
 def metric(fx, name):
     return fx.metrics().sum(name)
 
@@ -412,6 +416,41 @@ def test_fleet_accuracy_two_instances(ficus_factory, redis_server):
     assert admitted <= expected * 1.05, f"fleet admitted {admitted:.0f} > {expected} + 5 %"
     assert admitted >= expected * 0.95, f"fleet admitted {admitted:.0f} < {expected} - 5 %"
     assert ratio <= 0.2, f"{ratio:.3f} lease round trips per admitted request"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5b. a hot key far below its limit
+
+HOT = """\
+rate_limits:
+  hot: { key: route, limit: 4000, per: 10s }
+routes:
+""" + respond_route("hot", "/hot", "hot")
+
+
+def test_hot_key_refills_ahead_and_steps_remaining(ficus_factory, redis_server):
+    """Once its lease has grown, a hot key never waits for Redis: the next lease is taken while a quarter of the current
+    one is left. Its RateLimit-Remaining (shared bucket at the last answer + unspent lease) moves in quarter-lease steps,
+    rounded down, so that HTTP/2 can index it, and stays within the bucket's bounds."""
+    limit, per_s, quarter_of_max_lease = 4000, 10, 100  # max lease: limit / 10
+    fx = start(ficus_factory, redis_server, HOT)
+    with client(fx) as c:
+        t0 = time.monotonic()
+        warm, _ = burst(c, "/hot", 300)  # the lease grows 1, 2, 4 ... 256
+        waits0, leases0 = redis_waits(fx, "hot"), leases(fx, "hot")
+        rs, elapsed = burst(c, "/hot", 1200)
+        waits1, leases1 = redis_waits(fx, "hot"), leases(fx, "hot")
+        since_first = time.monotonic() - t0
+    assert statuses(warm + rs) == [200] * 1500
+    rems = [check_rl_headers(r, limit, "4000;w=10;burst=4000", per_s) for r in rs]
+    print(f"\n[hot key] 1200 requests in {elapsed:.2f}s: {leases1 - leases0:.0f} leases, {waits1 - waits0:.0f} waits for "
+          f"Redis (warm-up: {waits0:.0f}), {len(set(rems))} distinct RateLimit-Remaining values, last {rems[-1]}")
+    assert leases1 - leases0 >= 2, "the run took no lease: it proves nothing"
+    assert waits0 >= 1, "the warm-up (lease of 1 token first) must have waited for Redis"
+    assert waits1 == waits0, f"{waits1 - waits0:.0f} requests of a hot key waited for Redis"
+    assert len(set(rems)) <= 60, f"RateLimit-Remaining changed on most responses: {rems[:40]} ..."
+    # 1500 admitted: the bucket holds limit - 1500 + what refilled since the first request (limit / per_s per second)
+    assert limit - 1500 - quarter_of_max_lease <= rems[-1] <= min(limit, limit - 1500 + limit / per_s * since_first + 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
