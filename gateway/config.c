@@ -205,11 +205,14 @@ static int load_listener(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_l
 
 static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_config_t *config)
 {
-    ficus_node_t *workers, *listen, *admin, *access_log, *log_level, *limits, *timeouts, *drain, *trusted, *http2;
+    ficus_node_t *workers, *listen, *admin, *access_log, *log_level, *limits, *timeouts, *drain, *trusted, *http2, *rid_in_response;
     if (ficus_conf_mapping(cc, node, "listen:a",
                            "workers:s,admin:m,access_log:s,log_level:s,limits:m,timeouts:m,drain_timeout:s,trusted_proxies:a,"
-                           "http2:m",
-                           &listen, &workers, &admin, &access_log, &log_level, &limits, &timeouts, &drain, &trusted, &http2) != 0)
+                           "http2:m,request_id_in_response:s",
+                           &listen, &workers, &admin, &access_log, &log_level, &limits, &timeouts, &drain, &trusted, &http2,
+                           &rid_in_response) != 0)
+        return -1;
+    if (rid_in_response != NULL && ficus_conf_bool(cc, rid_in_response, &config->server.request_id_in_response) != 0)
         return -1;
 
     config->server.workers = 0; /* auto */

@@ -87,8 +87,9 @@ void ficus_req_before_response(ficus_req_t *r)
 {
     h2o_req_t *req = r->h2o;
     r->_responded = 1;
-    /* before the plugins' headers: the lookup for an upstream's x-request-id then scans fewer */
-    h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, r->request_id.base, r->request_id.len, 1);
+    if (r->config->server.request_id_in_response) /* before the plugins' headers: the lookup scans fewer */
+        h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, r->request_id.base, r->request_id.len,
+                              1);
     if (r->route != NULL) {
         for (size_t i = 0; i != r->route->num_plugins; ++i) {
             const ficus_plugin_instance_t *pi = r->route->plugins + i;

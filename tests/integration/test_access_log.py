@@ -17,6 +17,7 @@ server:
   admin: { address: "127.0.0.1:$admin_port" }
   access_log: stdout
   log_level: debug
+  request_id_in_response: true
 upstreams:
   a: { endpoints: ["http://$echo_a"] }
   dead: { endpoints: ["http://$dead"] }

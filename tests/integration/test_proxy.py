@@ -28,6 +28,7 @@ server:
     - address: "127.0.0.1:$http_port"
   admin: { address: "127.0.0.1:$admin_port" }
   access_log: stdout
+  request_id_in_response: true
   log_level: info
   limits:
     max_header_bytes: 8KiB
@@ -609,6 +610,16 @@ def test_trusted_proxy_appends(ficus_factory):
     with f.client(http2=True) as c:
         assert echo(c.get("/x", headers={"X-Forwarded-For": "6.6.6.6"}))["headers"]["x-forwarded-for"] == "6.6.6.6, 127.0.0.1"
         assert echo(c.get("/x"))["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+def test_request_id_not_in_response_by_default(ficus_factory):
+    """Without `request_id_in_response` the id still goes upstream (and to the access log) but not to the client."""
+    f = ficus_factory(TRUSTED)
+    for http2 in (False, True):
+        with f.client(http2=http2) as c:
+            r = c.get("/x", headers={"X-Request-Id": "keep-me"})
+        assert echo(r)["headers"]["x-request-id"] == "keep-me"
+        assert "x-request-id" not in r.headers, dict(r.headers)
 
 
 HSTS_TWO_LISTENERS = """\

@@ -310,6 +310,18 @@ FICUS_TEST(good_config_routes)
     ficus_config_release(c);
 }
 
+FICUS_TEST(request_id_in_response)
+{
+    char err[ERRLEN];
+    ficus_config_t *c = load(SERVER "  request_id_in_response: yes\nroutes:\n  - name: r\n    respond: {}\n", err);
+    if (!ok(c != NULL)) {
+        printf("#     error: %s\n", err);
+        return;
+    }
+    ok_int(c->server.request_id_in_response, 1);
+    ficus_config_release(c);
+}
+
 FICUS_TEST(defaults)
 {
     char err[ERRLEN];
@@ -329,6 +341,7 @@ FICUS_TEST(defaults)
     ok_int(c->server.idle_timeout_ms, 60000);
     ok_int(c->server.drain_timeout_ms, 30000);
     ok_int(c->server.num_trusted_proxies, 0);
+    ok_int(c->server.request_id_in_response, 0);
     ok_int(c->server.h2_max_resets, 200);
     ok_int(c->server.h2_reset_window_ms, 10000);
     ok_int(c->num_upstreams, 0);
@@ -486,6 +499,8 @@ FICUS_TEST(error_bad_workers)
 FICUS_TEST(error_bad_duration)
 {
     fails_at(SERVER "  drain_timeout: 5 sec\nroutes: []\n", 4, "invalid duration '5 sec'");
+    fails_at(SERVER "  request_id_in_response: maybe\nroutes: []\n", 4,
+             "expected a boolean (true/false, yes/no, on/off), got 'maybe'");
     fails_at(SERVER "  timeouts:\n    idle: 10\nroutes: []\n", 5, "invalid duration '10'");
     fails_at(SERVER "  timeouts: { handshake: 2h }\nroutes: []\n", 4, "duration must be between 100ms and 1h (got 2h)");
     fails_at(SERVER "  http2: { reset_window: 1.5s }\nroutes: []\n", 4, "invalid duration '1.5s'");
