@@ -34,6 +34,7 @@ struct st_ficus_redis_t {
     uint64_t reconnect_at_ms, backoff_ms;
     h2o_timeout_t cmd_timeout, connect_timeout, zero_timeout, tick_timeout;
     h2o_timeout_entry_t connect_entry, tick_entry;
+    h2o_timeout_entry_t flush_entry; /* writes the commands issued during this loop iteration at its end */
 };
 
 struct st_ficus_redis_cmd_t {
@@ -323,11 +324,24 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
         cmd_free(cmd);
 }
 
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    ficus_redis_t *r = H2O_STRUCT_FROM_MEMBER(ficus_redis_t, flush_entry, entry);
+    if (r->ac != NULL && r->connected && r->want_write)
+        redisAsyncHandleWrite(r->ac);
+}
+
 static int issue(ficus_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen)
 {
     ficus_redis_t *r = cmd->r;
     if (r->ac == NULL || redisAsyncCommandArgv(r->ac, on_reply, cmd, argc, argv, argvlen) != REDIS_OK)
         return -1;
+    /* sent at the end of this loop iteration (with whatever else it issues) rather than when the next iteration polls
+     * the socket writable: under load an iteration lasts a millisecond or more, and a rate-limit lease is on its way */
+    if (r->connected && !h2o_timeout_is_linked(&r->flush_entry)) {
+        r->flush_entry.cb = on_flush;
+        h2o_timeout_link(r->loop, &r->zero_timeout, &r->flush_entry);
+    }
     cmd->in_hiredis = 1;
     ++r->in_flight;
     cmd->sent_at_us = now_us();
@@ -608,6 +622,8 @@ static void disconnect(ficus_redis_t *r, const char *why)
     redisAsyncContext *ac = r->ac;
     if (h2o_timeout_is_linked(&r->connect_entry))
         h2o_timeout_unlink(&r->connect_entry);
+    if (h2o_timeout_is_linked(&r->flush_entry))
+        h2o_timeout_unlink(&r->flush_entry);
     if (r->connected && !r->destroyed)
         ficus_warn("redis %s: dropping the connection: %s", r->conf.address, why);
     r->ac = NULL;
@@ -678,6 +694,8 @@ static void maybe_free_client(ficus_redis_t *r)
         return;
     if (h2o_timeout_is_linked(&r->tick_entry))
         h2o_timeout_unlink(&r->tick_entry);
+    if (h2o_timeout_is_linked(&r->flush_entry))
+        h2o_timeout_unlink(&r->flush_entry);
     h2o_timeout_dispose(r->loop, &r->cmd_timeout);
     h2o_timeout_dispose(r->loop, &r->connect_timeout);
     h2o_timeout_dispose(r->loop, &r->zero_timeout);

@@ -687,9 +687,10 @@ static int decide(rl_req_t *rr, const policy_t *p)
         --e->tokens;
         note_headers(rr, p, lease_remaining(e), e->reset_ms_at > now ? e->reset_ms_at - now : 0);
         count(p, r, RESULT_ALLOWED);
-        /* refill ahead: while the shared bucket last held at least a lease more, the next lease is taken when a quarter
-         * of this one is left, so a hot key's requests never wait for Redis; near the limit they wait as before */
-        if (e->cmd == NULL && e->lease_size >= 4 && e->tokens <= e->lease_size / 4 && e->remaining >= (int64_t)e->lease_size &&
+        /* refill ahead: while the shared bucket last held at least a lease more, the next lease is taken when half of
+         * this one is left (a lease answer takes a loop iteration or two, a millisecond or more under load), so a hot
+         * key's requests never wait for Redis; near the limit they wait as before */
+        if (e->cmd == NULL && e->lease_size >= 4 && e->tokens <= e->lease_size / 2 && e->remaining >= (int64_t)e->lease_size &&
             ficus_redis_is_available(r->worker->redis))
             start_lease(e, p, r);
         return 1;
@@ -802,11 +803,11 @@ static void on_lease_reply(void *data, redisReply *reply, const char *err)
     long long granted = reply->element[0]->integer, remaining = reply->element[1]->integer, retry = reply->element[2]->integer,
               reset = reply->element[3]->integer;
     ficus_counter_add(&lc->stats->leases[lc->worker], 1);
-    /* lease size: grow when the previous lease was (all but a refill-ahead quarter) spent within half its lifetime,
+    /* lease size: grow when the previous lease was (all but its refill-ahead half) spent within half its lifetime,
      * shrink when it expired unspent */
     uint64_t ttl = lc->per_ms < 1000 ? lc->per_ms : 1000;
     if (e->lease_started_ms != 0) {
-        if (e->tokens <= e->lease_size / 4 && now - e->lease_started_ms < ttl / 2 && e->lease_size < lc->max_lease)
+        if (e->tokens <= e->lease_size / 2 && now - e->lease_started_ms < ttl / 2 && e->lease_size < lc->max_lease)
             e->lease_size = e->lease_size * 2 > lc->max_lease ? lc->max_lease : e->lease_size * 2;
         else if (e->lease_expires_ms <= now && e->lease_size > 1)
             e->lease_size /= 2;

@@ -429,7 +429,7 @@ routes:
 
 
 def test_hot_key_refills_ahead_and_steps_remaining(ficus_factory, redis_server):
-    """Once its lease has grown, a hot key never waits for Redis: the next lease is taken while a quarter of the current
+    """Once its lease has grown, a hot key never waits for Redis: the next lease is taken while half of the current
     one is left. Its RateLimit-Remaining (shared bucket at the last answer + unspent lease) moves in quarter-lease steps,
     rounded down, so that HTTP/2 can index it, and stays within the bucket's bounds."""
     limit, per_s, quarter_of_max_lease = 4000, 10, 100  # max lease: limit / 10
