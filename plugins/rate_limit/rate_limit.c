@@ -474,7 +474,6 @@ typedef struct st_rl_req_t {
     const policy_t *hdr_policy;
     int64_t hdr_remaining;
     uint64_t hdr_reset_ms;
-    int paused;
 } rl_req_t;
 
 static uint64_t now_ms_of(ficus_req_t *r)
@@ -591,9 +590,47 @@ static int64_t lease_remaining(const rl_entry_t *e)
     return v - v % step;
 }
 
+static size_t u64_to_dec(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i != n; ++i)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Response header names, not H2O tokens: static, so that adding them costs no allocation per response. */
+static h2o_iovec_t header_limit = {H2O_STRLIT("ratelimit-limit")}, header_remaining = {H2O_STRLIT("ratelimit-remaining")},
+                   header_reset = {H2O_STRLIT("ratelimit-reset")}, header_policy = {H2O_STRLIT("ratelimit-policy")};
+
+/* Adds the RateLimit-* fields of the most constrained policy decided so far to the response, once the decisions are
+ * made (all allowed, or one responds): at decision time the request's state is still in cache, and the route needs no
+ * response hook. */
+static void add_headers(rl_req_t *rr)
+{
+    if (rr->hdr_policy == NULL)
+        return;
+    h2o_req_t *req = rr->req->h2o;
+    const policy_t *p = rr->hdr_policy;
+    char *buf = h2o_mem_alloc_pool(&req->pool, 48);
+    size_t n1 = u64_to_dec(buf, rr->hdr_remaining < 0 ? 0 : (uint64_t)rr->hdr_remaining);
+    size_t n2 = u64_to_dec(buf + 24, (rr->hdr_reset_ms + 999) / 1000);
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 4);
+    h2o_header_t *h = req->res.headers.entries + req->res.headers.size;
+    req->res.headers.size += 4;
+    h[0] = (h2o_header_t){&header_limit, NULL, p->limit_header};
+    h[1] = (h2o_header_t){&header_remaining, NULL, h2o_iovec_init(buf, n1)};
+    h[2] = (h2o_header_t){&header_reset, NULL, h2o_iovec_init(buf + 24, n2)};
+    h[3] = (h2o_header_t){&header_policy, NULL, p->policy_header};
+}
+
 static void respond_429(rl_req_t *rr, const policy_t *p, uint64_t retry_ms)
 {
     ficus_req_t *r = rr->req;
+    add_headers(rr);
     char *v = h2o_mem_alloc_pool(&r->h2o->pool, 24);
     int n = snprintf(v, 24, "%llu", (unsigned long long)((retry_ms + 999) / 1000 == 0 ? 1 : (retry_ms + 999) / 1000));
     h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, n);
@@ -613,6 +650,7 @@ static int store_error(rl_req_t *rr, const policy_t *p, const char *key, size_t 
         return 1;
     case STORE_ERROR_CLOSED:
         count(p, r, RESULT_STORE_ERROR_DENIED);
+        add_headers(rr);
         h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         r->error = "rate_limit_store_unavailable";
         ficus_req_respond_error(r, 503, "rate_limit_unavailable");
@@ -722,6 +760,7 @@ static int run_policies(rl_req_t *rr)
             return rc;
         ++rr->next;
     }
+    add_headers(rr);
     return 1;
 }
 
@@ -779,10 +818,8 @@ static void wake(rl_entry_t *e, const char *err)
             ++rr->next;
             rc = run_policies(rr);
         }
-        if (rc == 1) {
-            rr->paused = 0;
+        if (rc == 1)
             ficus_req_resume(r);
-        }
         /* rc == 0: responded; rc == -1: now waiting on another key */
     }
 }
@@ -878,51 +915,14 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *r)
     memset(rr, 0, sizeof(*rr));
     rr->req = r;
     rr->conf = conf;
-    *ficus_req_plugin_slot(r) = rr;
     switch (run_policies(rr)) {
     case 1:
         return FICUS_CONTINUE;
     case 0:
         return FICUS_RESPONDED;
     default:
-        rr->paused = 1;
         return FICUS_PAUSE;
     }
-}
-
-static size_t u64_to_dec(char *buf, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (size_t i = 0; i != n; ++i)
-        buf[i] = tmp[n - 1 - i];
-    return n;
-}
-
-/* Response header names, not H2O tokens: static, so that adding them costs no allocation per response. */
-static h2o_iovec_t header_limit = {H2O_STRLIT("ratelimit-limit")}, header_remaining = {H2O_STRLIT("ratelimit-remaining")},
-                   header_reset = {H2O_STRLIT("ratelimit-reset")}, header_policy = {H2O_STRLIT("ratelimit-policy")};
-
-static void on_response(void *_conf, ficus_req_t *r)
-{
-    rl_req_t *rr = *ficus_req_plugin_slot(r);
-    if (rr == NULL || rr->hdr_policy == NULL)
-        return;
-    h2o_req_t *req = r->h2o;
-    const policy_t *p = rr->hdr_policy;
-    char *buf = h2o_mem_alloc_pool(&req->pool, 48);
-    size_t n1 = u64_to_dec(buf, rr->hdr_remaining < 0 ? 0 : (uint64_t)rr->hdr_remaining);
-    size_t n2 = u64_to_dec(buf + 24, (rr->hdr_reset_ms + 999) / 1000);
-    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 4);
-    h2o_header_t *h = req->res.headers.entries + req->res.headers.size;
-    req->res.headers.size += 4;
-    h[0] = (h2o_header_t){&header_limit, NULL, p->limit_header};
-    h[1] = (h2o_header_t){&header_remaining, NULL, h2o_iovec_init(buf, n1)};
-    h[2] = (h2o_header_t){&header_reset, NULL, h2o_iovec_init(buf + 24, n2)};
-    h[3] = (h2o_header_t){&header_policy, NULL, p->policy_header};
 }
 
 /* ---- metrics ---- */
@@ -975,7 +975,6 @@ const ficus_plugin_t ficus_plugin_rate_limit = {
     .on_config = on_config,
     .dispose = dispose,
     .on_request = on_request,
-    .on_response = on_response,
     .global_key = "rate_limits",
     .on_global_config = on_global_config,
     .global_dispose = global_dispose,
