@@ -9,6 +9,7 @@
 
 #include "ficus/config.h"
 #include "ficus/plugin.h"
+#include "conf_helpers.h"
 #include "runner.h"
 
 #define ficus_plugin_shed shed_plugin_copy_under_test
@@ -16,32 +17,6 @@
 #undef ficus_plugin_shed
 
 extern const ficus_plugin_t ficus_plugin_shed;
-
-#define ERRLEN 1024
-
-static ficus_config_t *load(const char *text, char *err)
-{
-    err[0] = '\0';
-    return ficus_config_load_string("t.yaml", text, strlen(text), 1, err, ERRLEN);
-}
-
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-/* Loading `text` must fail with an error starting "t.yaml:LINE:" and containing `phrase`. */
-#define fails_at(text, line, phrase)                                                                                               \
-    do {                                                                                                                           \
-        char err_[ERRLEN], prefix_[32];                                                                                            \
-        ficus_config_t *c_ = load((text), err_);                                                                                   \
-        ok(c_ == NULL);                                                                                                            \
-        if (c_ != NULL)                                                                                                            \
-            ficus_config_release(c_);                                                                                              \
-        snprintf(prefix_, sizeof(prefix_), "t.yaml:%d: ", (line));                                                                 \
-        if (!ok(starts_with(err_, prefix_)) | !ok(strstr(err_, (phrase)) != NULL))                                                 \
-            printf("#     error: %s\n#     expected: %s...%s\n", err_, prefix_, (phrase));                                         \
-    } while (0)
 
 /* Lines 1-6; the `shedding:` section (or whatever the test adds) starts on line 7, then ROUTE. */
 #define BASE                                                                                                                       \
