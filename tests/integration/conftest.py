@@ -4,6 +4,7 @@ Everything runs over real loopback sockets: echo upstreams (tests/upstreams/echo
 started with a YAML config rendered from a string.Template ($name placeholders; any "$xxx_port" placeholder that is
 not given gets a free port), and dev certificates generated per session with the openssl CLI.
 """
+import contextlib
 import json
 import os
 import re
@@ -587,14 +588,22 @@ def _ficus_binary():
 # small client helpers shared by the test modules
 
 
+@contextlib.contextmanager
+def tls_connect(port, ctx, server_hostname="localhost", timeout=10):
+    """A TLS connection to 127.0.0.1:port made with the ssl.SSLContext ctx (server_hostname None: no SNI); yields the
+    SSL socket (handshake done), closed on exit."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_hostname) as s:
+            yield s
+
+
 def h1_raw(port, request, server_hostname="localhost", ca=None, timeout=10):
     """Send raw HTTP/1.1 bytes over TLS and read one response: (status, headers [(lower, value)], body bytes)."""
     ctx = ssl.create_default_context(cafile=ca)
     ctx.set_alpn_protocols(["http/1.1"])
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_hostname) as s:
-            s.sendall(request)
-            return read_h1_response(s)
+    with tls_connect(port, ctx, server_hostname=server_hostname, timeout=timeout) as s:
+        s.sendall(request)
+        return read_h1_response(s)
 
 
 def read_h1_response(s):
@@ -650,44 +659,43 @@ def h2_request(port, ca, path, method="GET", headers=(), body=None, timeout=10, 
     ctx = ssl.create_default_context(cafile=ca)
     ctx.set_alpn_protocols(["h2"])
     deadline = time.monotonic() + timeout * SLOW
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            assert s.selected_alpn_protocol() == "h2"
-            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-            conn.initiate_connection()
-            sid = conn.get_next_available_stream_id()
-            hdrs = [(":method", method), (":scheme", "https"), (":authority", authority or f"localhost:{port}"),
-                    (":path", path), *headers]
-            conn.send_headers(sid, hdrs, end_stream=body is None)
-            if body is not None:
-                conn.send_data(sid, body, end_stream=True)  # small bodies only (initial window)
-            s.sendall(conn.data_to_send())
-            status, rhdrs, data = None, [], b""
-            while True:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"h2 {path}: no complete response within {timeout * SLOW}s")
-                s.settimeout(max(0.01, deadline - time.monotonic()))
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"h2 {path}: EOF before the end of the response (status {status})")
-                for ev in conn.receive_data(chunk):
-                    if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
-                        rhdrs = list(ev.headers)
-                        status = int(dict(rhdrs)[":status"])
-                    elif isinstance(ev, h2.events.DataReceived):
-                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                        if ev.stream_id == sid:
-                            data += ev.data
-                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
-                        return status, rhdrs, data
-                    elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
-                        raise ConnectionError(f"h2 {path}: stream reset by the server, error {ev.error_code!r}")
-                    elif isinstance(ev, h2.events.ConnectionTerminated):
-                        if ev.last_stream_id is None or ev.last_stream_id < sid or ev.error_code != 0:
-                            raise ConnectionError(f"h2 {path}: GOAWAY {ev}")
-                        # python-h2 4.x moves the connection to CLOSED on any GOAWAY and then rejects the frames
-                        # of streams the GOAWAY let through; undo that (streams <= last_stream_id still complete)
-                        conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-                out = conn.data_to_send()
-                if out:
-                    s.sendall(out)
+    with tls_connect(port, ctx, timeout=timeout) as s:
+        assert s.selected_alpn_protocol() == "h2"
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        sid = conn.get_next_available_stream_id()
+        hdrs = [(":method", method), (":scheme", "https"), (":authority", authority or f"localhost:{port}"),
+                (":path", path), *headers]
+        conn.send_headers(sid, hdrs, end_stream=body is None)
+        if body is not None:
+            conn.send_data(sid, body, end_stream=True)  # small bodies only (initial window)
+        s.sendall(conn.data_to_send())
+        status, rhdrs, data = None, [], b""
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"h2 {path}: no complete response within {timeout * SLOW}s")
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"h2 {path}: EOF before the end of the response (status {status})")
+            for ev in conn.receive_data(chunk):
+                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                    rhdrs = list(ev.headers)
+                    status = int(dict(rhdrs)[":status"])
+                elif isinstance(ev, h2.events.DataReceived):
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    if ev.stream_id == sid:
+                        data += ev.data
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                    return status, rhdrs, data
+                elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                    raise ConnectionError(f"h2 {path}: stream reset by the server, error {ev.error_code!r}")
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    if ev.last_stream_id is None or ev.last_stream_id < sid or ev.error_code != 0:
+                        raise ConnectionError(f"h2 {path}: GOAWAY {ev}")
+                    # python-h2 4.x moves the connection to CLOSED on any GOAWAY and then rejects the frames
+                    # of streams the GOAWAY let through; undo that (streams <= last_stream_id still complete)
+                    conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+            out = conn.data_to_send()
+            if out:
+                s.sendall(out)

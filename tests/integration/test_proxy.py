@@ -3,14 +3,13 @@ import concurrent.futures
 import http.client
 import json
 import re
-import socket
 import ssl
 import subprocess
 import time
 
 import pytest
 
-from conftest import SLOW, h1_raw, module_ficus
+from conftest import SLOW, h1_raw, module_ficus, tls_connect
 
 CONFIG = """\
 server:
@@ -171,27 +170,23 @@ def test_curl_versions(fx, certs, flag, expected):
 
 @pytest.mark.parametrize("offer,chosen", [(["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1")])
 def test_alpn(fx, certs, offer, chosen):
-    ctx = certs.ssl_context(alpn=offer)
-    with socket.create_connection(("127.0.0.1", fx.tls_port), timeout=10 * SLOW) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            assert s.selected_alpn_protocol() == chosen
+    with tls_connect(fx.tls_port, certs.ssl_context(alpn=offer)) as s:
+        assert s.selected_alpn_protocol() == chosen
 
 
 @pytest.mark.parametrize("sni,san", [("localhost", "localhost"), ("other.test", "other.test")])
 def test_sni_selects_certificate(fx, certs, sni, san):
     ctx = certs.ssl_context()  # verifies the chain and that the certificate matches sni
-    with socket.create_connection(("127.0.0.1", fx.tls_port), timeout=10 * SLOW) as raw:
-        with ctx.wrap_socket(raw, server_hostname=sni) as s:
-            sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
+    with tls_connect(fx.tls_port, ctx, server_hostname=sni) as s:
+        sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
     assert sans == [san]
 
 
 def test_no_sni_gets_first_certificate(fx, certs):
     ctx = certs.ssl_context()
     ctx.check_hostname = False
-    with socket.create_connection(("127.0.0.1", fx.tls_port), timeout=10 * SLOW) as raw:
-        with ctx.wrap_socket(raw) as s:  # no server_hostname: no SNI
-            sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
+    with tls_connect(fx.tls_port, ctx, server_hostname=None) as s:  # no SNI
+        sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
     assert sans == ["localhost"]
 
 
@@ -199,9 +194,8 @@ def _tls_handshake(port, certs, max_version=None):
     ctx = certs.ssl_context()
     if max_version:
         ctx.maximum_version = max_version
-    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            return s.version()
+    with tls_connect(port, ctx) as s:
+        return s.version()
 
 
 TLS13_ONLY = """\
@@ -394,22 +388,20 @@ def test_body_over_limit_413_raw_h1(fx, certs, framing):
         head = f"Content-Length: {len(body)}\r\n"
         payload = body
     req = f"POST /api/huge HTTP/1.1\r\nHost: localhost:{fx.tls_port}\r\n{head}\r\n".encode() + payload
-    ctx = certs.ssl_context(alpn=["http/1.1"])
-    with socket.create_connection(("127.0.0.1", fx.tls_port), timeout=10 * SLOW) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            try:
-                s.sendall(req)
-            except OSError:
-                pass  # the server may stop reading once it has answered
-            buf = b""
-            try:
-                while b"\r\n\r\n" not in buf:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-            except OSError as e:
-                pytest.fail(f"{e!r} before a complete response head; got {buf!r}")
+    with tls_connect(fx.tls_port, certs.ssl_context(alpn=["http/1.1"])) as s:
+        try:
+            s.sendall(req)
+        except OSError:
+            pass  # the server may stop reading once it has answered
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except OSError as e:
+            pytest.fail(f"{e!r} before a complete response head; got {buf!r}")
     assert buf.startswith(b"HTTP/1.1 413 "), buf[:200]
 
 
