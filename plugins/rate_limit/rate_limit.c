@@ -35,7 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "ficus/clock.h"
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/plugin.h"
@@ -233,8 +233,8 @@ static int load_policy(ficus_conf_ctx_t *cc, const ficus_node_t *name, const fic
     p->headers = 1;
     if (headers != NULL && ficus_conf_bool(cc, headers, &p->headers) != 0)
         return -1;
-    uint64_t lease = (p->limit + 9) / 10;
-    uint64_t cap = p->algorithm == ALG_GCRA ? p->burst / 2 : p->limit / 10; /* never wait for a full bucket */
+    uint64_t lease = (p->limit + 7) / 8; /* at most 0.125 round trips per admitted request once grown */
+    uint64_t cap = p->algorithm == ALG_GCRA ? p->burst * 2 / 3 : p->limit / 8; /* never wait for a full bucket */
     if (lease > cap)
         lease = cap;
     if (lease > 1000)
@@ -481,13 +481,6 @@ static uint64_t now_ms_of(ficus_req_t *r)
     return h2o_now(r->worker->loop);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void count(const policy_t *p, ficus_req_t *r, int result)
 {
     ficus_counter_add(&p->stats->decisions[r->worker->index][result], 1);
@@ -582,7 +575,7 @@ static void note_headers(rl_req_t *rr, const policy_t *p, int64_t remaining, uin
 
 /* RateLimit-Remaining of a leased key: the shared bucket at the last Redis answer plus this worker's unspent tokens,
  * rounded down to a quarter lease. Exact while the key leases one token at a time (every cold key); a hot key's value
- * moves in steps of at most limit/40. A value that changed on every response would be a new HPACK table entry per
+ * moves in steps of at most limit/32. A value that changed on every response would be a new HPACK table entry per
  * HTTP/2 response (H2O indexes every literal it sends), evicting the connection's other entries. */
 static int64_t lease_remaining(const rl_entry_t *e)
 {
@@ -663,7 +656,7 @@ static int store_error(rl_req_t *rr, const policy_t *p, const char *key, size_t 
             limit = 1;
         if (burst == 0)
             burst = 1;
-        ficus_rl_local_decide(hash_bytes(key, keylen), p->per_ms * 1000000 / limit, burst, mono_ns(), &d);
+        ficus_rl_local_decide(hash_bytes(key, keylen), p->per_ms * 1000000 / limit, burst, ficus_mono_ns(), &d);
         note_headers(rr, p, (int64_t)d.remaining, d.reset_us / 1000);
         if (d.allowed || p->dry_run) {
             count(p, r, d.allowed ? RESULT_STORE_ERROR_ALLOWED : RESULT_DRY_RUN_LIMITED);
@@ -694,7 +687,7 @@ static int decide(rl_req_t *rr, const policy_t *p)
         /* embedded store: per instance */
         ficus_rl_decision_t d;
         ficus_rl_local_decide(hash_bytes(key, keylen), p->per_ms * 1000000 / p->limit,
-                              p->algorithm == ALG_GCRA ? p->burst : p->limit, mono_ns(), &d);
+                              p->algorithm == ALG_GCRA ? p->burst : p->limit, ficus_mono_ns(), &d);
         note_headers(rr, p, (int64_t)d.remaining, d.reset_us / 1000);
         if (d.allowed) {
             count(p, r, RESULT_ALLOWED);

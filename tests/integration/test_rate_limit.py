@@ -415,7 +415,7 @@ def test_fleet_accuracy_two_instances(ficus_factory, redis_server):
     assert store_errors == 0
     assert admitted <= expected * 1.05, f"fleet admitted {admitted:.0f} > {expected} + 5 %"
     assert admitted >= expected * 0.95, f"fleet admitted {admitted:.0f} < {expected} - 5 %"
-    assert ratio <= 0.2, f"{ratio:.3f} lease round trips per admitted request"
+    assert ratio <= 0.1, f"{ratio:.3f} lease round trips per admitted request (issue target: 0.1)"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -432,25 +432,25 @@ def test_hot_key_refills_ahead_and_steps_remaining(ficus_factory, redis_server):
     """Once its lease has grown, a hot key never waits for Redis: the next lease is taken while half of the current
     one is left. Its RateLimit-Remaining (shared bucket at the last answer + unspent lease) moves in quarter-lease steps,
     rounded down, so that HTTP/2 can index it, and stays within the bucket's bounds."""
-    limit, per_s, quarter_of_max_lease = 4000, 10, 100  # max lease: limit / 10
+    limit, per_s, quarter_of_max_lease = 4000, 10, 125  # max lease: limit / 8
     fx = start(ficus_factory, redis_server, HOT)
     with client(fx) as c:
         t0 = time.monotonic()
         warm, _ = burst(c, "/hot", 300)  # the lease grows 1, 2, 4 ... 256
         waits0, leases0 = redis_waits(fx, "hot"), leases(fx, "hot")
-        rs, elapsed = burst(c, "/hot", 1200)
+        rs, elapsed = burst(c, "/hot", 2000)
         waits1, leases1 = redis_waits(fx, "hot"), leases(fx, "hot")
         since_first = time.monotonic() - t0
-    assert statuses(warm + rs) == [200] * 1500
+    assert statuses(warm + rs) == [200] * 2300
     rems = [check_rl_headers(r, limit, "4000;w=10;burst=4000", per_s) for r in rs]
-    print(f"\n[hot key] 1200 requests in {elapsed:.2f}s: {leases1 - leases0:.0f} leases, {waits1 - waits0:.0f} waits for "
+    print(f"\n[hot key] 2000 requests in {elapsed:.2f}s: {leases1 - leases0:.0f} leases, {waits1 - waits0:.0f} waits for "
           f"Redis (warm-up: {waits0:.0f}), {len(set(rems))} distinct RateLimit-Remaining values, last {rems[-1]}")
-    assert leases1 - leases0 >= 2, "the run took no lease: it proves nothing"
+    assert leases1 - leases0 >= 3, "the run took fewer than 3 leases: it proves little"
     assert waits0 >= 1, "the warm-up (lease of 1 token first) must have waited for Redis"
     assert waits1 == waits0, f"{waits1 - waits0:.0f} requests of a hot key waited for Redis"
     assert len(set(rems)) <= 60, f"RateLimit-Remaining changed on most responses: {rems[:40]} ..."
-    # 1500 admitted: the bucket holds limit - 1500 + what refilled since the first request (limit / per_s per second)
-    assert limit - 1500 - quarter_of_max_lease <= rems[-1] <= min(limit, limit - 1500 + limit / per_s * since_first + 1)
+    # 2300 admitted: the bucket holds limit - 2300 + what refilled since the first request (limit / per_s per second)
+    assert limit - 2300 - quarter_of_max_lease <= rems[-1] <= min(limit, limit - 2300 + limit / per_s * since_first + 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
