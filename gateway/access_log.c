@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "ficus/access_log.h"
+#include "ficus/clock.h"
 #include "ficus/log.h"
 #include "ficus/req.h"
 
@@ -98,9 +98,7 @@ void ficus_access_log_write(ficus_access_log_t *log, int fd, ficus_req_t *r)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
     }
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t now_us = (uint64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    uint64_t now_us = ficus_mono_us();
 
     /* each field is bounded (method 32, host 256, path 2048, ids 128), so a line stays below LINE_MAX_BYTES */
     o += sprintf(out + o, "{\"time\":\"%s\",\"request_id\":", ts);

@@ -19,7 +19,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+#include "ficus/clock.h"
 #include "ficus/log.h"
 #include "ficus/worker.h"
 
@@ -38,13 +38,6 @@ typedef struct st_ficus_proxy_t {
     h2o_doublebuffer_t sending;
     int body_error;
 } ficus_proxy_t;
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void count_error(ficus_proxy_t *p, ficus_upstream_error_t kind)
 {
@@ -366,7 +359,7 @@ static void on_head(ficus_upc_t *x, const char *err, const ficus_upc_response_t 
     }
 
     r->upstream.status = res->status;
-    r->upstream.head_at_us = now_us();
+    r->upstream.head_at_us = ficus_mono_us();
     req->res.status = res->status;
     req->res.reason = h2o_strdup(&req->pool, res->reason.base, res->reason.len).base;
     if (res->content_length != SIZE_MAX)
@@ -421,7 +414,7 @@ static void attempt(ficus_proxy_t *p)
     p->ep = up->endpoints + (up->next++ % up->conf->num_endpoints);
     ++p->ep->inflight;
     p->r->upstream.endpoint = p->ep->conf->authority.base;
-    p->r->upstream.started_at_us = now_us();
+    p->r->upstream.started_at_us = ficus_mono_us();
     /* may call on_connect synchronously (a pooled connection, or a connect that failed at once) */
     ficus_upc_connect(&p->x, &p->ep->pool, on_connect);
 }

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include "ficus/clock.h"
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/redis.h"
@@ -53,13 +53,6 @@ struct st_ficus_redis_cmd_t {
     char **argv;
     size_t *argvlen;
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- config ---- */
 
@@ -282,7 +275,7 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
     if (reply != NULL) {
         r->consecutive_failures = 0;
         __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 0, __ATOMIC_RELAXED);
-        ficus_counter_add(&ficus_redis_stats[r->worker].latency_sum_us, now_us() - cmd->sent_at_us);
+        ficus_counter_add(&ficus_redis_stats[r->worker].latency_sum_us, ficus_mono_us() - cmd->sent_at_us);
     }
     if (!cmd->delivered && is_noscript(reply) && cmd->script != NULL && !r->destroyed) {
         /* the script cache was emptied (restart, SCRIPT FLUSH): send the source once, transparently */
@@ -344,7 +337,7 @@ static int issue(ficus_redis_cmd_t *cmd, int argc, const char **argv, const size
     }
     cmd->in_hiredis = 1;
     ++r->in_flight;
-    cmd->sent_at_us = now_us();
+    cmd->sent_at_us = ficus_mono_us();
     if (!h2o_timeout_is_linked(&cmd->timer)) {
         cmd->timer.cb = on_cmd_timeout;
         h2o_timeout_link(r->loop, &r->cmd_timeout, &cmd->timer);

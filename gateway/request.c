@@ -13,18 +13,12 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include "ficus/clock.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 #include "ficus/plugin.h"
 #include "ficus/route.h"
 #include "ficus/worker.h"
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void **ficus_req_plugin_slot(ficus_req_t *req)
 {
@@ -45,7 +39,7 @@ static uint64_t rid_next(void)
     /* xorshift128+: request ids must be unique, not secret */
     if (rid_state[0] == 0 && rid_state[1] == 0) {
         if (getrandom(rid_state, sizeof(rid_state), 0) != sizeof(rid_state) || (rid_state[0] | rid_state[1]) == 0)
-            rid_state[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&rid_state, rid_state[1] = now_us() | 1;
+            rid_state[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&rid_state, rid_state[1] = ficus_mono_us() | 1;
     }
     uint64_t s1 = rid_state[0];
     const uint64_t s0 = rid_state[1];
@@ -366,7 +360,7 @@ static void on_req_dispose(void *_r)
         if (r->h2o->version >= 0x200)
             ficus_h2_guard_on_abort(w, r->h2o, r->config);
     }
-    uint64_t duration = now_us() - r->started_at_us;
+    uint64_t duration = ficus_mono_us() - r->started_at_us;
     int status = r->_responded ? r->h2o->res.status : 499;
     ficus_metrics_record_request(r->route != NULL ? r->route->stats : ficus_metrics_no_route(), w->index, status, duration);
     if (r->config->server.access_log_fd >= 0)
@@ -423,7 +417,7 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     r->wgen = wg;
     ++wg->refcnt;
     r->config = wg->config;
-    r->started_at_us = now_us();
+    r->started_at_us = ficus_mono_us();
     r->listener = lc;
     r->is_tls = lc->tls != NULL;
     ++w->inflight;

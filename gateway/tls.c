@@ -6,12 +6,12 @@
  * "a.example.com", not "a.b.example.com"). Contexts are built at config load; a handshake only compares strings. */
 #include <ctype.h>
 #include <string.h>
-#include <time.h>
 #include <strings.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include "h2o.h"
 #include "h2o/http2.h"
+#include "ficus/clock.h"
 #include "ficus/log.h"
 #include "ficus/tls.h"
 
@@ -22,13 +22,6 @@ static struct st_grave_t {
     uint64_t free_at_ms;
 } * graveyard;
 static size_t graveyard_size, graveyard_cap;
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int ex_data_index = -1; /* SSL_CTX ex data slot holding the listener's ficus_tls_conf_t */
 static pthread_once_t ex_data_once = PTHREAD_ONCE_INIT;
@@ -222,13 +215,13 @@ void ficus_tls_conf_retire(ficus_tls_conf_t *tls, uint64_t delay_ms)
             ficus_fatal("no memory");
     }
     graveyard[graveyard_size].tls = tls;
-    graveyard[graveyard_size++].free_at_ms = monotonic_ms() + delay_ms;
+    graveyard[graveyard_size++].free_at_ms = ficus_mono_us() / 1000 + delay_ms;
     pthread_mutex_unlock(&graveyard_mutex);
 }
 
 void ficus_tls_collect(int all)
 {
-    uint64_t now = monotonic_ms();
+    uint64_t now = ficus_mono_us() / 1000;
     pthread_mutex_lock(&graveyard_mutex);
     for (size_t i = 0; i < graveyard_size;) {
         if (all || graveyard[i].free_at_ms <= now) {

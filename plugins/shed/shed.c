@@ -46,8 +46,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include "ficus/clock.h"
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
@@ -126,13 +126,6 @@ typedef struct st_shed_worker_t {
 static shed_worker_t shed_workers[FICUS_MAX_WORKERS];
 
 static const ficus_plugin_t *self_plugin(void);
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static void gauge_set(uint64_t *g, uint64_t v)
 {
@@ -459,7 +452,7 @@ static void on_fleet_reply(void *data, redisReply *reply, const char *err)
     gauge_set(&fleet_state.instances, (uint64_t)live);
     gauge_set(&fleet_state.budget_share,
               g->fleet.max_inflight != 0 ? (g->fleet.max_inflight + (uint64_t)live - 1) / (uint64_t)live : 0);
-    sw->last_ok_ms = mono_us() / 1000;
+    sw->last_ok_ms = ficus_mono_us() / 1000;
     if (sw->in_outage) {
         sw->in_outage = 0;
         ficus_info("shedding: fleet state from Redis is back (level %lld, %lld instances)", level, live);
@@ -504,11 +497,11 @@ static void fleet_tick(shed_worker_t *sw, uint64_t now_ms)
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     shed_worker_t *sw = H2O_STRUCT_FROM_MEMBER(shed_worker_t, tick_entry, entry);
-    uint64_t now = mono_us();
+    uint64_t now = ficus_mono_us();
     gauge_set(&shed_stats[sw->w->index].loop_lag_us, now > sw->expected_us ? now - sw->expected_us : 0);
     if (sw->w->index == 0 && sw->global != NULL && sw->global->fleet.enabled)
         fleet_tick(sw, now / 1000);
-    sw->expected_us = mono_us() + TICK_MS * 1000;
+    sw->expected_us = ficus_mono_us() + TICK_MS * 1000;
     sw->expected_loop_ms = h2o_now(sw->w->loop) + TICK_MS;
     h2o_timeout_link(sw->w->loop, &sw->tick, &sw->tick_entry);
 }
@@ -525,7 +518,7 @@ static void on_worker_generation(void *gconf, ficus_worker_t *w, const ficus_con
     }
     sw->global = g;
     if (g != NULL && !h2o_timeout_is_linked(&sw->tick_entry)) {
-        sw->expected_us = mono_us() + TICK_MS * 1000;
+        sw->expected_us = ficus_mono_us() + TICK_MS * 1000;
         sw->expected_loop_ms = h2o_now(w->loop) + TICK_MS;
         h2o_timeout_link(w->loop, &sw->tick, &sw->tick_entry);
     } else if (g == NULL && h2o_timeout_is_linked(&sw->tick_entry)) {
