@@ -1,4 +1,5 @@
-/* Worker threads (see ficus/worker.h): sockets, H2O context, accepting, switching generations, draining.
+/* Worker threads (see ficus/worker.h): sockets, H2O context, accepting, switching generations, draining, shared
+ * timeouts by duration.
  *
  * Each worker has its own h2o_globalconf_t with one host per listener (so a request knows which listener it came
  * through), and one h2o_context_t for its whole life. A reload never rebuilds them: the worker swaps its `current`
@@ -200,6 +201,50 @@ static void start_drain(ficus_worker_t *w, uint64_t drain_ms)
     h2o_timeout_link(w->loop, &w->drain_check_timeout, &w->drain_check);
 }
 
+/* ---- timeouts by duration ---- */
+
+h2o_timeout_t *ficus_worker_timeout(ficus_worker_t *w, uint64_t ms)
+{
+    for (size_t i = 0; i != w->num_timeouts; ++i)
+        if (w->timeouts[i].ms == ms)
+            return &w->timeouts[i].timeout;
+    if (w->num_timeouts != FICUS_WORKER_MAX_TIMEOUTS) {
+        ficus_worker_timeout_t *t = w->timeouts + w->num_timeouts++;
+        t->ms = ms;
+        h2o_timeout_init(w->loop, &t->timeout, ms);
+        return &t->timeout;
+    }
+    /* full: the closest longer duration (fires late), else the longest one (fires early) */
+    size_t best = SIZE_MAX, longest = 0;
+    for (size_t i = 0; i != w->num_timeouts; ++i) {
+        if (w->timeouts[i].ms > ms && (best == SIZE_MAX || w->timeouts[i].ms < w->timeouts[best].ms))
+            best = i;
+        if (w->timeouts[i].ms > w->timeouts[longest].ms)
+            longest = i;
+    }
+    if (best == SIZE_MAX)
+        best = longest;
+    if (!w->timeouts_overflow_logged) {
+        w->timeouts_overflow_logged = 1;
+        ficus_error("worker %u: more than %d distinct timer durations; %llu ms runs as %llu ms (logged once)", w->index,
+                    FICUS_WORKER_MAX_TIMEOUTS, (unsigned long long)ms, (unsigned long long)w->timeouts[best].ms);
+    }
+    return &w->timeouts[best].timeout;
+}
+
+/* At thread end. Entries still linked belong to requests left in flight at the drain deadline: the loop no longer
+ * runs and the process exits, so they could never fire; they are unlinked so that each timeout is disposed empty. */
+static void dispose_timeouts(ficus_worker_t *w)
+{
+    for (size_t i = 0; i != w->num_timeouts; ++i) {
+        h2o_timeout_t *t = &w->timeouts[i].timeout;
+        while (!h2o_linklist_is_empty(&t->_entries))
+            h2o_timeout_unlink(H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, t->_entries.next));
+        h2o_timeout_dispose(w->loop, t);
+    }
+    w->num_timeouts = 0;
+}
+
 /* ---- messages and the thread ---- */
 
 static void on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -299,6 +344,7 @@ static void *worker_main(void *arg)
     while (!w->exited)
         h2o_evloop_run(w->loop, INT32_MAX);
     ficus_access_log_flush(&w->access_log);
+    dispose_timeouts(w);
     return NULL;
 }
 

@@ -2,7 +2,8 @@
  *
  * It exists to exercise the PAUSE contract end to end (tests/integration/test_pause.py): the pending timer lives in
  * the request pool and its dispose unlinks it, so a client that disconnects mid-pause frees the request without
- * the timer ever firing on freed memory. Enabled only when FICUS_TEST_PLUGINS=1.
+ * the timer ever firing on freed memory. The timer is the worker's shared timeout of that duration
+ * (ficus_worker_timeout). Enabled only when FICUS_TEST_PLUGINS=1.
  *   route:  test_delay: { ms: 300 } */
 #include <stdlib.h>
 #include <string.h>
@@ -17,26 +18,6 @@ typedef struct st_test_delay_pending_t {
     h2o_timeout_entry_t entry;
     ficus_req_t *req;
 } test_delay_pending_t;
-
-/* H2O 2.2.5 timeouts have a fixed duration and belong to one loop: one per distinct duration per worker, kept for
- * the life of the thread (test only: at most 16 distinct durations). */
-static __thread struct {
-    uint64_t ms;
-    h2o_timeout_t timeout;
-} timeouts[16];
-static __thread size_t num_timeouts;
-
-static h2o_timeout_t *get_timeout(h2o_loop_t *loop, uint64_t ms)
-{
-    for (size_t i = 0; i != num_timeouts; ++i)
-        if (timeouts[i].ms == ms)
-            return &timeouts[i].timeout;
-    if (num_timeouts == sizeof(timeouts) / sizeof(timeouts[0]))
-        return &timeouts[0].timeout;
-    timeouts[num_timeouts].ms = ms;
-    h2o_timeout_init(loop, &timeouts[num_timeouts].timeout, ms);
-    return &timeouts[num_timeouts++].timeout;
-}
 
 static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **conf)
 {
@@ -77,7 +58,7 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *req)
     memset(p, 0, sizeof(*p));
     p->req = req;
     p->entry.cb = on_timer;
-    h2o_timeout_link(ficus_req_loop(req), get_timeout(ficus_req_loop(req), conf->ms), &p->entry);
+    h2o_timeout_link(req->worker->loop, ficus_worker_timeout(req->worker, conf->ms), &p->entry);
     return FICUS_PAUSE;
 }
 

@@ -4,7 +4,9 @@
  * it: upstream pools and timers). A request holds a reference to the wgen it started on; switching to a new config
  * only replaces `current`, and a retired wgen is disposed (pools closed, config released) when its last request
  * ends. wgen refcounts are touched only by the owning worker thread: no atomics on the hot path.
- * MESSAGES: the control thread talks to workers only through their h2o_multithread queue (new config, drain). */
+ * MESSAGES: the control thread talks to workers only through their h2o_multithread queue (new config, drain).
+ * TIMEOUTS: H2O 2.2.5 timers are h2o_timeout_t objects of one fixed duration on one loop; ficus_worker_timeout()
+ * gives plugins the worker's shared one for a duration (see there). */
 #ifndef ficus__worker_h
 #define ficus__worker_h
 
@@ -66,6 +68,13 @@ typedef struct st_ficus_h2_guard_entry_t {
 
 #define FICUS_H2_GUARD_SLOTS 1024 /* per worker; bounded memory whatever the number of connections */
 
+#define FICUS_WORKER_MAX_TIMEOUTS 32 /* distinct durations of ficus_worker_timeout() per worker */
+
+typedef struct st_ficus_worker_timeout_t {
+    uint64_t ms;
+    h2o_timeout_t timeout;
+} ficus_worker_timeout_t;
+
 struct st_ficus_worker_t {
     unsigned index;
     pthread_t thread;
@@ -92,6 +101,10 @@ struct st_ficus_worker_t {
     h2o_timeout_entry_t kid_tick;
     h2o_timeout_t drain_check_timeout;
     h2o_timeout_entry_t drain_check;
+    /* ficus_worker_timeout(): created on first use, disposed when the thread ends; worker thread only */
+    ficus_worker_timeout_t timeouts[FICUS_WORKER_MAX_TIMEOUTS];
+    size_t num_timeouts;
+    int timeouts_overflow_logged;
 };
 
 /** Creates a worker's sockets for every listener of config (SO_REUSEPORT). 0, or -1 with a message in err. */
@@ -104,6 +117,18 @@ void ficus_worker_post(ficus_worker_t *w, void (*fn)(ficus_worker_t *w, void *ar
 void ficus_worker_send_config(ficus_worker_t *w, ficus_config_t *config);
 /** From the control thread: stop accepting, finish in-flight requests (up to drain_ms), then end the thread. */
 void ficus_worker_send_drain(ficus_worker_t *w, uint64_t drain_ms);
+
+/**
+ * The worker's h2o_timeout_t of `ms` milliseconds, for linking entries on w->loop (worker thread only, no locks).
+ * Created on the worker's loop on first use and kept for the life of the thread (shared by every caller asking for
+ * that duration, across generations), then disposed when the thread ends: never dispose it, and unlink your entries
+ * when their owner goes (a request pool's dispose callback), as with any H2O timeout. Never NULL.
+ * BOUND: at most FICUS_WORKER_MAX_TIMEOUTS distinct durations per worker (plugins' durations come from configuration,
+ * so there are few; each timeout costs a little on every loop iteration). Beyond that no new timeout is created: the
+ * closest existing duration longer than `ms` is returned (the timer fires late, never early), and only when every
+ * existing one is shorter, the longest one (fires early). The first such fallback of a worker is logged as an error.
+ */
+h2o_timeout_t *ficus_worker_timeout(ficus_worker_t *w, uint64_t ms);
 
 /** Takes / drops a request's reference to a wgen (worker thread only). */
 void ficus_wgen_release(ficus_wgen_t *wg);
