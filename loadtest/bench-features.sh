@@ -17,10 +17,8 @@
 # See loadtest/README-features.md for the scenarios and columns.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-BUILD_DIR=${BUILD_DIR:-build}
-case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+BENCH_NAME=bench-features # prefix of log lines
+. "$(dirname "$0")/lib.sh" # ROOT (the current directory), BUILD_DIR, PY, H2_OPTS, H1_OPTS, TCK, log, die, ...
 DUR=10
 WARM=2
 ROUNDS=3
@@ -44,76 +42,22 @@ want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 RUN="$ROOT/.work/bench-features"
 TOK="$ROOT/.work/bench-features-tokens" # kept between runs (reused for a day)
-PY=/usr/bin/python3
-H2_OPTS=(-c 32 -m 16)
-H1_OPTS=(-t 1 -c 64)
-TCK=$(getconf CLK_TCK)
 ISS="https://bench.ficus.test/"
 AUD="api://ficus-bench"
 
-log() { echo "bench-features: $*" >&2; }
-die() { echo "bench-features: ERROR: $*" >&2; exit 1; }
-
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'echo "bench-features: ERROR: command failed at line $LINENO: $BASH_COMMAND" >&2' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps
 
 scripts/deps.sh bench >&2
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || die "needs redis-server and redis-cli (apt-get install redis-server)"
 $PY -c 'import jwcrypto' 2>/dev/null || die "needs python3-jwcrypto (apt-get install python3-jwcrypto)"
-certs-dev/make-certs.sh >&2
-CERT="$ROOT/certs-dev/localhost.crt"
-KEY="$ROOT/certs-dev/localhost.key"
-CA="$ROOT/certs-dev/dev-ca.crt"
-rm -rf "$RUN"
-mkdir -p "$RUN"
+prepare_certs_and_run_dir
 
 FICUS="$BUILD_DIR/ficus"
 [ -x "$FICUS" ] || die "no $FICUS: build it in Release first (cmake -S . -B DIR -DCMAKE_BUILD_TYPE=Release && cmake --build DIR; BUILD_DIR=DIR)"
 $PY loadtest/mint_tokens.py "$TOK" --count 30000 --iss "$ISS" --aud "$AUD"
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # --- upstream (as bench.sh) and Redis, both on core 1 -----------------------------------------------------------------
-UP_PORT=$(free_port)
-mkdir -p "$RUN/upstream-tmp"
-cat >"$RUN/upstream.conf" <<CONF
-worker_processes 1;
-user root;
-pid $RUN/upstream.pid;
-error_log $RUN/upstream.error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $RUN/upstream-tmp/body;
-    proxy_temp_path $RUN/upstream-tmp/proxy;
-    fastcgi_temp_path $RUN/upstream-tmp/fastcgi;
-    uwsgi_temp_path $RUN/upstream-tmp/uwsgi;
-    scgi_temp_path $RUN/upstream-tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        location / { default_type text/plain; return 200 "hello\n"; }
-        location = /_upstream_status { stub_status; }
-    }
-}
-CONF
-taskset -c 1 nginx -p "$RUN" -e "$RUN/upstream.error.log" -c "$RUN/upstream.conf" &
-PIDS+=("$!")
-for _ in $(seq 1 50); do
-    [ "$(curl -fsS "http://127.0.0.1:$UP_PORT/" 2>/dev/null || true)" = hello ] && break
-    sleep 0.1
-done
-[ "$(curl -fsS "http://127.0.0.1:$UP_PORT/" 2>/dev/null || true)" = hello ] || die "upstream nginx did not start"
+start_upstream
 
 REDIS_PORT=$(free_port)
 taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN" \
@@ -223,20 +167,9 @@ start_gateway() { # ficus|ficus-bare|haproxy
     esac
     GW_PID=$!
     PIDS+=("$GW_PID")
-    local path=/plain i
+    local path=/plain
     [ "$1" = ficus-bare ] && path=/
-    for i in $(seq 1 100); do
-        [ "$(curl -fsS --cacert "$CA" "https://localhost:$GW_PORT$path" 2>/dev/null || true)" = hello ] && return 0
-        kill -0 "$GW_PID" 2>/dev/null || die "$1 exited during start-up (logs in $RUN)"
-        sleep 0.1
-    done
-    die "$1 did not answer 'hello' on $path within 10 s (logs in $RUN)"
-}
-
-stop_gateway() {
-    kill -TERM "$GW_PID" 2>/dev/null || true
-    wait "$GW_PID" 2>/dev/null || true
-    GW_PID=
+    wait_hello "https://localhost:$GW_PORT$path" "$GW_PID" "$1" "$path"
 }
 
 gateway_alive() {
@@ -247,25 +180,7 @@ gateway_alive() {
     fi
 }
 
-# --- probes ---------------------------------------------------------------------------------------------------------
-proc_ticks() { # pid...: utime+stime of the processes (all threads) and their children
-    local pid total=0 rest
-    for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
-        [ -r "/proc/$pid/stat" ] || continue
-        rest=$(sed 's/^.*) //' "/proc/$pid/stat")
-        set -- $rest
-        total=$((total + ${12} + ${13}))
-    done
-    echo $total
-}
-up_requests() { curl -fsS "http://127.0.0.1:$UP_PORT/_upstream_status" | awk 'NR == 3 { print $3 }'; }
-core0_ticks() { awk '$1 == "cpu0" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat; }
-other_on_core0() {
-    local b0 t0 b1 t1
-    read -r b0 t0 <<<"$2"
-    read -r b1 t1 <<<"$3"
-    awk -v g="$1" -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { o = t > 0 ? 100 * (b - g) / t : 0; printf "%.0f", o < 0 ? 0 : o }'
-}
+# --- probes (proc_ticks, up_requests, core0_ticks, other_on_core0: lib.sh) ------------------------------------------
 metrics() { # "leases redis_commands redis_failures" summed over all series (ficus only; "0 0 0" otherwise)
     if [ "$GW" != ficus ]; then echo "0 0 0"; return; fi
     curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '
@@ -347,15 +262,15 @@ run() {
     read -r l1 rc1 f1 <<<"$m1"
     RFAIL[$k]=$((f1 - f0))
     RPS[$k]=$(printf '%.0f' "$rps")
-    CPU[$k]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TCK" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }')
-    BUSY[$k]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+    CPU[$k]=$(us_per_req $((t1 - t0)) "$n" %.2f)
+    BUSY[$k]=$(busy_pct $((t1 - t0)))
     OTHER[$k]=$(other_on_core0 $((t1 - t0)) "$c0" "$c1")
     OK4[$k]=$(awk -v o="$ok" -v n="$n" 'BEGIN { printf "%.1f", 100 * o / n }')
     UPR[$k]=$(awk -v u=$((u1 - u0 - 1)) -v n="$n" 'BEGIN { printf "%.3f", u / n }')
     LEASE[$k]=$(awk -v d=$((l1 - l0)) -v n="$n" 'BEGIN { printf "%.5f", d / n }')
     RCMD[$k]=$(awk -v d=$((rc1 - rc0)) -v n="$n" 'BEGIN { printf "%.5f", d / n }')
     RSRV[$k]=$(awk -v d=$((s1 - s0 - 1)) -v n="$n" 'BEGIN { printf "%.5f", (d < 0 ? 0 : d) / n }')
-    RCPU[$k]=$(awk -v d=$((k1 - k0)) -v n="$n" -v hz="$TCK" 'BEGIN { printf "%.3f", d * 1e6 / hz / n }')
+    RCPU[$k]=$(us_per_req $((k1 - k0)) "$n" %.3f)
     ERR[$k]=$err
     STATUS[$k]=$status
     log "  $id: $(printf '%.0f' "$rps") req/s, ${CPU[$k]} µs/req, busy ${BUSY[$k]}%, other ${OTHER[$k]}%, $status, err $err, redis cmds/req ${RCMD[$k]}, redis failures ${RFAIL[$k]}"
@@ -394,10 +309,7 @@ run_list() { # round entries...
     done
 }
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-if awk -v l="${LOAD_BEFORE%% *}" 'BEGIN { exit !(l > 0.5) }'; then
-    log "WARNING: load average is $LOAD_BEFORE before the run: other work on this machine will skew the figures"
-fi
+note_load_before
 IDS=()
 for r in $(seq 1 "$ROUNDS"); do
     for group in bare ficus haproxy; do

@@ -16,10 +16,8 @@
 # See loadtest/README.md for what the numbers mean and what they do not.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-BUILD_DIR=${BUILD_DIR:-build}
-case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+BENCH_NAME=bench # prefix of log lines
+. "$(dirname "$0")/lib.sh" # ROOT (the current directory), BUILD_DIR, PY, H2_OPTS, H1_OPTS, TCK, log, die, ...
 GATEWAYS="nginx haproxy ficus"
 DUR=10
 WARM=2
@@ -39,34 +37,10 @@ while [ $# -gt 0 ]; do
 done
 
 RUN="$ROOT/.work/bench"
-PY=/usr/bin/python3
-H2_OPTS=(-c 32 -m 16)
-H1_OPTS=(-t 1 -c 64)
-TCK=$(getconf CLK_TCK)
-
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: ERROR: $*" >&2; exit 1; }
-
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'echo "bench: ERROR: command failed at line $LINENO: $BASH_COMMAND" >&2' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps
 
 scripts/deps.sh bench >&2
-certs-dev/make-certs.sh >&2
-CERT="$ROOT/certs-dev/localhost.crt"
-KEY="$ROOT/certs-dev/localhost.key"
-CA="$ROOT/certs-dev/dev-ca.crt"
-rm -rf "$RUN"
-mkdir -p "$RUN"
-
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+prepare_certs_and_run_dir
 
 # ficus: use $BUILD_DIR/ficus, building it (Release) if it is not there; leave it out if that fails.
 FICUS="$BUILD_DIR/ficus"
@@ -81,50 +55,8 @@ if [[ " $GATEWAYS " == *" ficus "* ]] && [ ! -x "$FICUS" ]; then
     fi
 fi
 
-wait_hello() { # url pid name: wait until the URL answers "hello"
-    local i
-    for i in $(seq 1 100); do
-        [ "$(curl -fsS --cacert "$CA" "$1" 2>/dev/null || true)" = hello ] && return 0
-        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up (logs in $RUN)"
-        sleep 0.1
-    done
-    die "$3 did not answer 'hello' on $1 within 10 s (logs in $RUN)"
-}
-
 # --- the upstream --------------------------------------------------------------------------------------------------
-UP_PORT=$(free_port)
-mkdir -p "$RUN/upstream-tmp"
-cat >"$RUN/upstream.conf" <<CONF
-worker_processes 1;
-user root;
-pid $RUN/upstream.pid;
-error_log $RUN/upstream.error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $RUN/upstream-tmp/body;
-    proxy_temp_path $RUN/upstream-tmp/proxy;
-    fastcgi_temp_path $RUN/upstream-tmp/fastcgi;
-    uwsgi_temp_path $RUN/upstream-tmp/uwsgi;
-    scgi_temp_path $RUN/upstream-tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        location / { default_type text/plain; return 200 "hello\n"; }
-        location = /_upstream_status { stub_status; }
-    }
-}
-CONF
-taskset -c 1 nginx -p "$RUN" -e "$RUN/upstream.error.log" -c "$RUN/upstream.conf" &
-UP_PID=$!
-PIDS+=("$UP_PID")
-for _ in $(seq 1 50); do
-    [ "$(curl -fsS "http://127.0.0.1:$UP_PORT/" 2>/dev/null || true)" = hello ] && break
-    sleep 0.1
-done
-[ "$(curl -fsS "http://127.0.0.1:$UP_PORT/" 2>/dev/null || true)" = hello ] || die "upstream nginx did not start"
+start_upstream
 log "upstream: nginx on 127.0.0.1:$UP_PORT (core 1)"
 
 fill() { # template out: replace @...@ placeholders
@@ -184,36 +116,7 @@ gateway_alive() { # name phase: fail loudly if the gateway died under load
     fi
 }
 
-stop_gateway() {
-    kill -TERM "$GW_PID" 2>/dev/null || true
-    wait "$GW_PID" 2>/dev/null || true
-}
-
-cpu_ticks() { # utime+stime (all threads) of the gateway process and its children (nginx's worker)
-    local pid total=0 rest
-    for pid in "$GW_PID" $(pgrep -P "$GW_PID" || true); do
-        [ -r "/proc/$pid/stat" ] || continue
-        rest=$(sed 's/^.*) //' "/proc/$pid/stat") # fields from 3 (state) on; comm may contain spaces
-        set -- $rest
-        total=$((total + ${12} + ${13}))          # fields 14 (utime) and 15 (stime)
-    done
-    echo $total
-}
-
-up_requests() { # requests the upstream has served so far (stub_status: "accepts handled requests")
-    curl -fsS "http://127.0.0.1:$UP_PORT/_upstream_status" | awk 'NR == 3 { print $3 }'
-}
-
-core0_ticks() { # "busy total" ticks of CPU 0 (all processes) from /proc/stat
-    awk '$1 == "cpu0" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
-}
-
-other_on_core0() { # gateway-ticks-delta "busy0 total0" "busy1 total1": % of core 0 used by something else
-    local b0 t0 b1 t1
-    read -r b0 t0 <<<"$2"
-    read -r b1 t1 <<<"$3"
-    awk -v g="$1" -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { o = t > 0 ? 100 * (b - g) / t : 0; printf "%.0f", o < 0 ? 0 : o }'
-}
+cpu_ticks() { proc_ticks "$GW_PID"; } # the gateway process and its children (nginx's worker)
 
 to_ms() { # wrk latency "812.00us" / "1.23ms" / "1.02s" -> ms
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000;
@@ -251,8 +154,8 @@ run_h2() { # gateway round
     read -r P50["$k"] P99["$k"] < <(cut -f3 "$reqlog" | sort -n | awk '{ a[NR] = $1 }
         END { i50 = int(NR * 0.50 + 0.999); i99 = int(NR * 0.99 + 0.999); printf "%.2f %.2f\n", a[i50] / 1000, a[i99] / 1000 }')
     rm -f "$reqlog"
-    CPU[$k]=$(awk -v d=$((t1 - t0)) -v n="$done" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
-    BUSY[$k]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+    CPU[$k]=$(us_per_req $((t1 - t0)) "$done" %.1f)
+    BUSY[$k]=$(busy_pct $((t1 - t0)))
     OTHER[$k]=$(other_on_core0 $((t1 - t0)) "$c0" "$c1")
 }
 
@@ -283,16 +186,13 @@ run_h1() { # gateway round
     ERR[$k]=$(( ${non2xx:-0} + $(echo "${sockerr:-0}" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; print s }') ))
     P50[$k]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
     P99[$k]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
-    CPU[$k]=$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$TCK" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
-    BUSY[$k]=$(awk -v d=$((t1 - t0)) -v s="$DUR" -v hz="$TCK" 'BEGIN { printf "%.0f", 100 * d / hz / s }')
+    CPU[$k]=$(us_per_req $((t1 - t0)) "$n" %.1f)
+    BUSY[$k]=$(busy_pct $((t1 - t0)))
     OTHER[$k]=$(other_on_core0 $((t1 - t0)) "$c0" "$c1")
 }
 
 MEASURED=($GATEWAYS)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-if awk -v l="${LOAD_BEFORE%% *}" 'BEGIN { exit !(l > 0.5) }'; then
-    log "WARNING: load average is $LOAD_BEFORE before the run: other work on this machine will skew the figures"
-fi
+note_load_before
 for r in $(seq 1 "$ROUNDS"); do
     for gw in "${MEASURED[@]}"; do
         log "round $r/$ROUNDS: $gw: starting (core 0)"
