@@ -7,7 +7,8 @@
  * FLOW: token from `Authorization: Bearer` (scheme case-insensitive; a cookie only when configured) → the worker's
  * cache of verified tokens → else ficus_jwt_verify() with the worker's copy of the provider's key set → on an
  * unknown kid, PAUSE until the control thread's forced refetch answers (bounded by the provider's kid_wait), then
- * verify again → scopes and claims (403) → identity headers from claims, Authorization removed unless forward_token.
+ * verify again → scopes and claims (403) → identity headers from claims (ficus/claim_forward.h), Authorization removed
+ * unless forward_token.
  * RESPONSES: 401 + `WWW-Authenticate: Bearer error="invalid_token"` (invalid_request for a malformed header; no
  * error code when no token was sent) with a generic body; 403 + error="insufficient_scope"; 503 when the provider
  * has never obtained keys. The precise reason goes to the access log (`error`) and
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
+#include "ficus/claim_forward.h"
 #include "ficus/config.h"
 #include "ficus/cookie.h"
 #include "ficus/log.h"
@@ -31,18 +33,12 @@
 #include "ficus/worker.h"
 
 #define FICUS_JWT_CACHE_SLOTS 4096
-#define MAX_FORWARD_VALUE 4096
 
 typedef struct st_claim_rule_t {
     char *name;
     char **values;
     size_t num_values;
 } claim_rule_t;
-
-typedef struct st_forward_rule_t {
-    char *claim;
-    h2o_iovec_t header; /* lowercase */
-} forward_rule_t;
 
 typedef struct st_jwt_conf_t {
     ficus_provider_conf_t *provider;
@@ -51,8 +47,7 @@ typedef struct st_jwt_conf_t {
     size_t num_scopes;
     claim_rule_t *claims;
     size_t num_claims;
-    forward_rule_t *forward;
-    size_t num_forward;
+    ficus_claim_forwards_t forward;
     int forward_token;
     char *cookie;      /* NULL: no cookie source */
     char *query_param; /* NULL: the query string is never a source */
@@ -92,11 +87,7 @@ static void dispose(void *_conf)
         free(c->claims[i].values);
     }
     free(c->claims);
-    for (size_t i = 0; i != c->num_forward; ++i) {
-        free(c->forward[i].claim);
-        free(c->forward[i].header.base);
-    }
-    free(c->forward);
+    ficus_claim_forwards_dispose(&c->forward);
     free(c->cookie);
     free(c->query_param);
     free(c);
@@ -189,32 +180,8 @@ static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
             }
         }
     }
-    if (forward != NULL) {
-        if ((c->forward = calloc(forward->data.mapping.size + 1, sizeof(*c->forward))) == NULL)
-            ficus_fatal("no memory");
-        for (size_t i = 0; i != forward->data.mapping.size; ++i) {
-            ficus_node_t *k = forward->data.mapping.keys[i], *v = forward->data.mapping.values[i];
-            if (ficus_conf_expect(cc, v, FICUS_NODE_SCALAR) != 0)
-                goto Error;
-            if (!is_header_name(v->data.scalar.value)) {
-                ficus_conf_error(cc, v, "invalid header name '%s'", v->data.scalar.value);
-                goto Error;
-            }
-            forward_rule_t *rule = c->forward + c->num_forward++;
-            rule->claim = xstrdup(k->data.scalar.value);
-            rule->header = h2o_strdup(NULL, v->data.scalar.value, v->data.scalar.len);
-            for (size_t j = 0; j != rule->header.len; ++j)
-                rule->header.base[j] = tolower((unsigned char)rule->header.base[j]);
-            if (h2o_lcstris(rule->header.base, rule->header.len, H2O_STRLIT("authorization")) ||
-                h2o_lcstris(rule->header.base, rule->header.len, H2O_STRLIT("host")) ||
-                h2o_lcstris(rule->header.base, rule->header.len, H2O_STRLIT("cookie"))) {
-                ficus_conf_error(cc, v, "header '%s' cannot carry a claim", v->data.scalar.value);
-                goto Error;
-            }
-            /* every route strips client-sent copies of this header, authenticated or not */
-            ficus_config_add_identity_header(cc->config, rule->header.base);
-        }
-    }
+    if (forward != NULL && ficus_claim_forwards_load(cc, forward, &c->forward) != 0)
+        goto Error;
     return 0;
 Error_unknown_provider:
     ficus_conf_error(cc, provider, "unknown provider '%s' (define it under `providers:`)", provider->data.scalar.value);
@@ -470,40 +437,7 @@ static int authorized(jwt_conf_t *conf, json_t *claims)
 static void forward_claims(jwt_conf_t *conf, ficus_req_t *r, json_t *claims)
 {
     h2o_req_t *req = r->h2o;
-    for (size_t i = 0; i != conf->num_forward; ++i) {
-        json_t *v = json_object_get(claims, conf->forward[i].claim);
-        if (v == NULL || json_is_null(v))
-            continue;
-        char *text = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (text == NULL)
-            continue;
-        size_t len = strlen(text), ok = len <= MAX_FORWARD_VALUE;
-        for (size_t j = 0; j != len && ok; ++j)
-            ok = (unsigned char)text[j] >= 0x20 && text[j] != 0x7f; /* never a CR/LF into a header */
-        if (ok && json_is_array(v)) {
-            /* ["a","b"] → a,b for arrays of plain strings */
-            size_t k;
-            json_t *e;
-            int plain = 1;
-            json_array_foreach(v, k, e) plain &= json_is_string(e) && strchr(json_string_value(e), ',') == NULL;
-            if (plain) {
-                size_t o = 0;
-                json_array_foreach(v, k, e)
-                {
-                    const char *s = json_string_value(e);
-                    if (k != 0)
-                        text[o++] = ',';
-                    memmove(text + o, s, strlen(s));
-                    o += strlen(s);
-                }
-                len = o;
-            }
-        }
-        if (ok)
-            h2o_add_header_by_str(&req->pool, &req->headers, conf->forward[i].header.base, conf->forward[i].header.len, 1, NULL,
-                                  h2o_strdup(&req->pool, text, len).base, len);
-        free(text);
-    }
+    ficus_claim_forwards_apply(&conf->forward, r, claims);
     if (!conf->forward_token) {
         ssize_t i;
         while ((i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1)) != -1)

@@ -29,9 +29,9 @@
  * LOGOUT: logout_path deletes the session and redirects to the end_session_endpoint with id_token_hint and
  * post_logout_redirect_uri; backchannel_logout_path accepts a logout_token (JWT: iss, aud, events, sid or sub, no nonce)
  * and deletes the matching sessions (Redis store).
- * UPSTREAM: identity headers from the ID token claims (`forward`), optionally `Authorization: Bearer <access token>`;
- * ficus's own cookies are removed from the Cookie header; client copies of identity headers are stripped on every
- * route (ficus_config_add_identity_header). Nothing secret is logged. */
+ * UPSTREAM: identity headers from the ID token claims (`forward`: names and values as in ficus/claim_forward.h),
+ * optionally `Authorization: Bearer <access token>`; ficus's own cookies are removed from the Cookie header; client
+ * copies of identity headers are stripped on every route (ficus_config_add_identity_header). Nothing secret is logged. */
 #include <ctype.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include "ficus/claim_forward.h"
 #include "ficus/config.h"
 #include "ficus/cookie.h"
 #include "ficus/fetch.h"
@@ -73,15 +74,9 @@ typedef struct st_sso_global_t {
     SSL_CTX *ssl_ctx;
 } sso_global_t;
 
-typedef struct st_forward_rule_t {
-    char *claim;
-    char *header;
-} forward_rule_t;
-
 typedef struct st_sso_route_t {
     sso_global_t *g;
-    forward_rule_t *forward;
-    size_t num_forward;
+    ficus_claim_forwards_t forward;
     int forward_access_token;
     char **groups;
     size_t num_groups;
@@ -453,11 +448,7 @@ static int on_global_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void
 static void dispose(void *_rc)
 {
     sso_route_t *rc = _rc;
-    for (size_t i = 0; i != rc->num_forward; ++i) {
-        free(rc->forward[i].claim);
-        free(rc->forward[i].header);
-    }
-    free(rc->forward);
+    ficus_claim_forwards_dispose(&rc->forward);
     for (size_t i = 0; i != rc->num_groups; ++i)
         free(rc->groups[i]);
     free(rc->groups);
@@ -488,24 +479,8 @@ static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
     if (rc->forward_access_token && !rc->g->store_redis)
         return ficus_conf_error(cc, forward_at,
                                 "forward_access_token needs the redis session store (tokens never go into cookies)");
-    if (forward != NULL) {
-        if ((rc->forward = calloc(forward->data.mapping.size + 1, sizeof(*rc->forward))) == NULL)
-            ficus_fatal("no memory");
-        for (size_t i = 0; i != forward->data.mapping.size; ++i) {
-            ficus_node_t *v = forward->data.mapping.values[i];
-            if (ficus_conf_expect(cc, v, FICUS_NODE_SCALAR) != 0)
-                return -1;
-            forward_rule_t *f = rc->forward + rc->num_forward++;
-            f->claim = xstrdup(forward->data.mapping.keys[i]->data.scalar.value);
-            f->header = xstrdup(v->data.scalar.value);
-            for (char *c = f->header; *c != '\0'; ++c) {
-                if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_'))
-                    return ficus_conf_error(cc, v, "invalid header name '%s'", v->data.scalar.value);
-                *c = tolower((unsigned char)*c);
-            }
-            ficus_config_add_identity_header(cc->config, f->header);
-        }
-    }
+    if (forward != NULL && ficus_claim_forwards_load(cc, forward, &rc->forward) != 0)
+        return -1;
     if (groups != NULL) {
         if ((rc->groups = calloc(groups->data.sequence.size + 1, sizeof(char *))) == NULL)
             ficus_fatal("no memory");
@@ -784,21 +759,7 @@ static void forward_identity(const sso_route_t *rc, ficus_req_t *r, json_t *sess
 {
     h2o_req_t *req = r->h2o;
     json_t *claims = json_object_get(session, "claims");
-    for (size_t i = 0; i != rc->num_forward; ++i) {
-        json_t *v = json_object_get(claims, rc->forward[i].claim);
-        if (v == NULL || json_is_null(v))
-            continue;
-        char *text = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (text == NULL)
-            continue;
-        int ok = strlen(text) <= 4096;
-        for (const char *c = text; *c != '\0' && ok; ++c)
-            ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
-        if (ok)
-            h2o_add_header_by_str(&req->pool, &req->headers, rc->forward[i].header, strlen(rc->forward[i].header), 1, NULL,
-                                  h2o_strdup(&req->pool, text, strlen(text)).base, strlen(text));
-        free(text);
-    }
+    ficus_claim_forwards_apply(&rc->forward, r, claims);
     /* the upstream never sees the browser's Authorization: only ficus's, when configured */
     ssize_t at;
     while ((at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1)) != -1)

@@ -778,6 +778,11 @@ CONFIG_ERRORS = [
     ("jwks-file-only-small-rsa", [('    jwks_uri: "https://localhost:$jwks_port/jwks.json"\n',
                                    '    jwks_file: "$tmp/small.json"  #<\n'), ("  corp:\n", "  corp:  #<\n")], None),
     ("unknown-algorithm", [("algorithms: [RS256, ES256]\n", "algorithms: [RS256, XS999]  #<\n")], "XS999"),
+    ("forward-to-host", [("    jwt: { provider: corp, forward: { sub: x-user-id } }\n",
+                          "    jwt: { provider: corp, forward: { sub: Host } }  #<\n")], "header 'Host' cannot carry a claim"),
+    ("forward-to-x-forwarded", [("    jwt: { provider: corp, forward: { sub: x-user-id } }\n",
+                                 "    jwt: { provider: corp, forward: { sub: x-forwarded-user } }  #<\n")],
+     "cannot carry a claim"),
 ]
 
 
