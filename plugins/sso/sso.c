@@ -493,39 +493,13 @@ static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out)
     return 0;
 }
 
-/* ---- per-worker resources: token-call timeouts, session cache ---- */
-
-/* H2O 2.2.5 timeouts have one fixed duration each and belong to one loop: a worker keeps one per distinct duration it
- * needs (100 ms polling, 2 s lease renewal, token_timeout), for its whole life. Bounded: 16 durations; past that (a
- * token_timeout changed by many reloads) the longest known duration is used, which only makes a timeout later. */
-#define MAX_TIMEOUTS 16
-static __thread struct {
-    uint64_t ms;
-    h2o_timeout_t timeout;
-} timeouts[MAX_TIMEOUTS];
-static __thread size_t num_timeouts;
-
-static h2o_timeout_t *get_timeout(h2o_loop_t *loop, uint64_t ms)
-{
-    size_t longest = 0;
-    for (size_t i = 0; i != num_timeouts; ++i) {
-        if (timeouts[i].ms == ms)
-            return &timeouts[i].timeout;
-        if (timeouts[i].ms > timeouts[longest].ms)
-            longest = i;
-    }
-    if (num_timeouts == MAX_TIMEOUTS)
-        return &timeouts[longest].timeout;
-    timeouts[num_timeouts].ms = ms;
-    h2o_timeout_init(loop, &timeouts[num_timeouts].timeout, ms);
-    return &timeouts[num_timeouts++].timeout;
-}
+/* ---- per-worker resources: token-call timeouts (ficus_worker_timeout), session cache ---- */
 
 static void fetch_ctx(const sso_global_t *g, ficus_req_t *r, ficus_fetch_ctx_t *ctx)
 {
     ctx->loop = r->worker->loop;
     ctx->getaddr_receiver = &r->worker->ctx.receivers.hostinfo_getaddr;
-    ctx->io_timeout = get_timeout(r->worker->loop, g->token_timeout_ms);
+    ctx->io_timeout = ficus_worker_timeout(r->worker, g->token_timeout_ms);
     ctx->zero_timeout = &r->worker->ctx.zero_timeout;
     ctx->ssl_ctx = g->ssl_ctx;
 }
@@ -985,7 +959,7 @@ static void on_session_reget(void *data, redisReply *reply, const char *err)
         return;
     }
     p->wait.cb = on_wait_tick;
-    h2o_timeout_link(p->r->worker->loop, get_timeout(p->r->worker->loop, 100), &p->wait);
+    h2o_timeout_link(p->r->worker->loop, ficus_worker_timeout(p->r->worker, 100), &p->wait);
 }
 
 static void on_wait_tick(h2o_timeout_entry_t *entry)
@@ -1007,7 +981,7 @@ static void on_lock(void *data, redisReply *reply, const char *err)
             return;
         }
         p->wait.cb = on_wait_tick;
-        h2o_timeout_link(p->r->worker->loop, get_timeout(p->r->worker->loop, 100), &p->wait);
+        h2o_timeout_link(p->r->worker->loop, ficus_worker_timeout(p->r->worker, 100), &p->wait);
         return;
     }
     /* the lock is ours: read the session again, another request may have refreshed it since we looked (a refresh
@@ -1053,7 +1027,7 @@ static void on_locked_session(void *data, redisReply *reply, const char *err)
         return;
     }
     p->renew.cb = on_renew_lock;
-    h2o_timeout_link(p->r->worker->loop, get_timeout(p->r->worker->loop, 2000), &p->renew);
+    h2o_timeout_link(p->r->worker->loop, ficus_worker_timeout(p->r->worker, 2000), &p->renew);
 }
 
 static void release_lock(ficus_req_t *r, const char *id)
@@ -1085,7 +1059,7 @@ static void on_renew_lock(h2o_timeout_entry_t *entry)
     snprintf(px, sizeof(px), "%llu", (unsigned long long)(p->g->token_timeout_ms + 5000));
     const char *argv[] = {"PEXPIRE", key, px};
     redis_fire(p->r->worker, 3, argv);
-    h2o_timeout_link(p->r->worker->loop, get_timeout(p->r->worker->loop, 2000), &p->renew);
+    h2o_timeout_link(p->r->worker->loop, ficus_worker_timeout(p->r->worker, 2000), &p->renew);
 }
 
 static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_response_t *res)
