@@ -63,17 +63,11 @@ static int is_hop_by_hop(const h2o_iovec_t *name, const h2o_req_t *req)
         return 1;
     /* headers named by the client's Connection header are hop-by-hop too (RFC 9110 7.6.1) */
     for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, i)) != -1;) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        const char *p = v.base, *end = v.base + v.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                ++p;
-            const char *tok = p;
-            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                ++p;
-            if (p > tok && h2o_lcstris(tok, p - tok, name->base, name->len)) /* name is lowercase, the token any case */
+        h2o_iovec_t v = req->headers.entries[i].value, tok;
+        const char *p = v.base;
+        while (ficus_http_list_next(&p, v.base + v.len, &tok))
+            if (h2o_lcstris(tok.base, tok.len, name->base, name->len)) /* name is lowercase, the token any case */
                 return 1;
-        }
     }
     return 0;
 }

@@ -398,16 +398,12 @@ static int setup_framing(ficus_upc_t *x, ficus_upc_response_t *res)
                 return -1;
             has_te = chunked = 1;
         } else if (h->name == &H2O_TOKEN_CONNECTION->buf) {
-            const char *p = h->value.base, *end = p + h->value.len;
-            while (p < end) {
-                while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                    ++p;
-                const char *tok = p;
-                while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-                    ++p;
-                if (h2o_lcstris(tok, p - tok, H2O_STRLIT("close")))
+            const char *p = h->value.base;
+            h2o_iovec_t tok;
+            while (ficus_http_list_next(&p, h->value.base + h->value.len, &tok)) {
+                if (h2o_lcstris(tok.base, tok.len, H2O_STRLIT("close")))
                     conn_close = 1;
-                else if (h2o_lcstris(tok, p - tok, H2O_STRLIT("keep-alive")))
+                else if (h2o_lcstris(tok.base, tok.len, H2O_STRLIT("keep-alive")))
                     conn_keepalive = 1;
             }
         }

@@ -109,4 +109,19 @@ void ficus_upc_cancel(ficus_upc_t *x);
 /** ficus_upc_cancel + frees x->body. */
 void ficus_upc_dispose(ficus_upc_t *x);
 
+/** Walks the comma-separated tokens of a header value such as Connection's (RFC 9110 5.6.1): stores the next
+ * non-empty token in *tok and returns 1, or returns 0 at the end. *p starts at the value's base. */
+static inline int ficus_http_list_next(const char **p, const char *end, h2o_iovec_t *tok)
+{
+    while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+        ++*p;
+    if (*p == end)
+        return 0;
+    const char *start = *p;
+    while (*p < end && **p != ',' && **p != ' ' && **p != '\t')
+        ++*p;
+    *tok = h2o_iovec_init(start, *p - start);
+    return 1;
+}
+
 #endif
