@@ -81,7 +81,7 @@ void ficus_req_before_response(ficus_req_t *r)
 {
     h2o_req_t *req = r->h2o;
     r->_responded = 1;
-    if (r->config->server.request_id_in_response) /* before the plugins' headers: the lookup scans fewer */
+    if (r->config->server.request_id_in_response)
         h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, r->request_id.base, r->request_id.len,
                               1);
     if (r->route != NULL) {

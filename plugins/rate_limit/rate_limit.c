@@ -11,13 +11,15 @@
  * windows in one hash).
  * LEASES (Redis cost): a worker does not ask Redis for every request. It leases tokens for a key and spends them
  * locally: a cold key leases 1 token at a time (exact); a key whose lease runs out quickly doubles its lease size up to
- * ceil(limit / 10) (at most burst / 2), so a hot key costs about one round trip per lease-size requests (about 0.1 per
- * admitted request at steady state, far less per request since denials come from the deny cache). Leases of more than one token are
- * all-or-nothing: when the bucket cannot grant the whole lease, the answer carries the time until it can, and the worker denies
- * locally until then. BOUND: tokens are taken from the shared bucket when leased, so the fleet never admits more than the limit (+
- * burst); unspent leased tokens (at most lease size per worker and key, dropped after min(per, 1s)) can only make it admit less.
+ * ceil(limit / 8) (at most two thirds of burst, and 1000), so a hot key costs about one round trip per lease-size
+ * requests (under 0.1 per admitted request at steady state, far less per request since denials come from the deny
+ * cache). A lease larger than what is left gets what is left. REFILL AHEAD: while the bucket last held at least one more
+ * lease, the next lease is asked for when half of the current one is left, so a hot key's requests never wait for Redis.
+ * BOUND: tokens are taken from the shared bucket when leased, so the fleet never admits more than the limit (+ burst);
+ * unspent leased tokens (at most a lease and a half per worker and key, dropped after min(per, 1s)) can only make it
+ * admit less. RateLimit-Remaining of a leased key moves in quarter-lease steps (lease_remaining()).
  * DENY CACHE: a key over its limit is denied locally until its retry time: an abusive client costs no Redis traffic.
- * RESERVATIONS: when a hot key's bucket cannot give a whole lease now, the script may reserve it for the near future
+ * RESERVATIONS: when a hot key's bucket is empty, the script may reserve a whole lease for the near future
  * (at most 4 leases ahead): the worker denies locally until the reservation starts, then spends it. Workers thus
  * queue for tokens instead of racing for them, and each round trip yields a whole lease.
  * COALESCING: while a worker waits for Redis on a key, other requests for that key wait on the same answer.
