@@ -1,11 +1,14 @@
 /* The access log (see ficus/access_log.h). */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "ficus/access_log.h"
 #include "ficus/clock.h"
+#include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/req.h"
 
@@ -140,4 +143,22 @@ void ficus_access_log_write(ficus_access_log_t *log, int fd, ficus_req_t *r)
         ficus_access_log_flush(log);
     else if (!h2o_timeout_is_linked(&log->flush_entry))
         h2o_timeout_link(log->loop, &log->flush_timeout, &log->flush_entry);
+}
+
+int ficus_access_log_reopen(const ficus_config_t *config, char *err, size_t errlen)
+{
+    if (config->server.access_log != FICUS_ACCESS_LOG_FILE || config->server.access_log_fd < 0)
+        return 0;
+    int fd = open(config->server.access_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd == -1) {
+        snprintf(err, errlen, "cannot reopen access log '%s': %s", config->server.access_log_path, strerror(errno));
+        return -1;
+    }
+    /* dup2 swaps the open file behind the descriptor number atomically: a worker's write(2) lands whole in the old file
+     * or whole in the new one, never nowhere; lines still buffered in a worker go to the new file at its next flush */
+    int ok = dup2(fd, config->server.access_log_fd) != -1;
+    if (!ok)
+        snprintf(err, errlen, "cannot reopen access log '%s': dup2: %s", config->server.access_log_path, strerror(errno));
+    close(fd);
+    return ok ? 0 : -1;
 }

@@ -6,6 +6,8 @@
  *            "file:line: what" and keep the running generation (ficus_config_reloads_total{result}).
  *   SIGTERM/SIGINT: readyz turns 503, workers stop accepting, GOAWAY, finish in-flight requests up to drain_timeout,
  *            exit 0.
+ *   SIGUSR1: reopen the access log file (NGINX's convention, for logrotate); no line is lost (access_log.c).
+ *   SIGUSR2: ignored with a warning (NGINX's binary upgrade signal: it must never terminate the gateway).
  * Workers reach it only through ficus_control_post() (its multithread queue). */
 #include <errno.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include "ficus/access_log.h"
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
@@ -98,6 +101,15 @@ static void drain(ficus_server_t *s)
         ficus_worker_send_drain(s->workers + i, s->running->server.drain_timeout_ms);
 }
 
+static void reopen_logs(ficus_server_t *s)
+{
+    char err[1024];
+    if (ficus_access_log_reopen(s->running, err, sizeof(err)) != 0)
+        ficus_error("%s; lines keep going to the old file", err);
+    else if (s->running->server.access_log == FICUS_ACCESS_LOG_FILE)
+        ficus_info("reopen: access log %s reopened", s->running->server.access_log_path);
+}
+
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     ficus_server_t *s = sock->data;
@@ -112,6 +124,12 @@ static void on_signal(h2o_socket_t *sock, const char *err)
         case SIGTERM:
         case SIGINT:
             drain(s);
+            break;
+        case SIGUSR1:
+            reopen_logs(s);
+            break;
+        case SIGUSR2:
+            ficus_warn("SIGUSR2 ignored (binary upgrade is not signal-driven in ficus)");
             break;
         }
     }
@@ -157,6 +175,8 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread: they inherit the mask */
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -20,7 +20,8 @@ static void usage(FILE *fp)
                 "  -h, --help          this help\n"
                 "  -v, --version       version and library versions\n"
                 "\n"
-                "Signals: HUP reloads the configuration (a bad file is refused and the running one kept);\n"
+                "Signals: HUP reloads the configuration (a bad file is refused and the running one kept); USR1 reopens\n"
+                "the access log file (log rotation); USR2 is ignored;\n"
                 "TERM/INT drain in-flight requests (server.drain_timeout) and exit.\n");
 }
 

@@ -9,6 +9,7 @@
 #include "h2o.h"
 
 typedef struct st_ficus_req_t ficus_req_t;
+typedef struct st_ficus_config_t ficus_config_t;
 
 typedef struct st_ficus_access_log_t {
     char *buf;
@@ -24,5 +25,9 @@ void ficus_access_log_dispose(ficus_access_log_t *log);
 /** Appends the line of a finished request (fd < 0: nothing). */
 void ficus_access_log_write(ficus_access_log_t *log, int fd, ficus_req_t *req);
 void ficus_access_log_flush(ficus_access_log_t *log);
+/** SIGUSR1 (control thread): reopens config's access log file by its path onto the same descriptor, so that after a
+ * rotation (`mv access.log access.log.1`) new lines go to a fresh file and none is lost. Not a file: nothing, 0.
+ * -1 with err when the path cannot be opened (the old file keeps receiving lines). */
+int ficus_access_log_reopen(const ficus_config_t *config, char *err, size_t errlen);
 
 #endif
