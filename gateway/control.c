@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "ficus/access_log.h"
 #include "ficus/config.h"
+#include "ficus/listen_guard.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 #include "ficus/provider.h"
@@ -76,7 +77,8 @@ static void reload(ficus_server_t *s)
 {
     char err[1024];
     ficus_config_t *next = ficus_config_load(s->config_path, 0, err, sizeof(err));
-    if (next != NULL && ficus_config_check_reloadable(s->running, next, err, sizeof(err)) != 0) {
+    if (next != NULL && (ficus_config_check_reloadable(s->running, next, err, sizeof(err)) != 0 ||
+                         ficus_listen_guard_check(s, next, err, sizeof(err)) != 0)) {
         ficus_config_release(next);
         next = NULL;
     }
@@ -168,6 +170,10 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
             ficus_error("%s", err);
             return 1;
         }
+    }
+    if (ficus_listen_guard_check(s, config, err, sizeof(err)) != 0) {
+        ficus_error("%s", err);
+        return 1;
     }
 
     sigset_t set;

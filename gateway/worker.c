@@ -162,7 +162,8 @@ int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err
             goto Error;
         continue;
     Error:
-        snprintf(err, errlen, "cannot listen on %s: %s", lc->address, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s: %s%s", lc->address, strerror(errno),
+                 errno == EADDRINUSE ? " (another process holds the address)" : "");
         return -1;
     }
     return 0;
