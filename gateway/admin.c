@@ -78,12 +78,15 @@ static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
         send_text(req, 200, "OK", "text/plain", h2o_iovec_init(H2O_STRLIT("ok\n")));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
-        h2o_iovec_t providers;
+        h2o_iovec_t providers, redis = h2o_iovec_init(H2O_STRLIT("null"));
         ficus_providers_render_readyz(&req->pool, &providers);
-        size_t cap = providers.len + 128;
+        if (s->running->redis != NULL)
+            ficus_redis_render_readyz(&req->pool, s->running->redis, s->num_workers, &redis);
+        size_t cap = providers.len + redis.len + 128;
         char *buf = h2o_mem_alloc_pool(&req->pool, cap);
-        int n = snprintf(buf, cap, "{\"status\":\"%s\",\"generation\":%llu,\"providers\":{%.*s}}\n",
-                         s->draining ? "draining" : "ready", (unsigned long long)s->generation, (int)providers.len, providers.base);
+        int n = snprintf(buf, cap, "{\"status\":\"%s\",\"generation\":%llu,\"providers\":{%.*s},\"redis\":%.*s}\n",
+                         s->draining ? "draining" : "ready", (unsigned long long)s->generation, (int)providers.len, providers.base,
+                         (int)redis.len, redis.base);
         send_text(req, s->draining ? 503 : 200, s->draining ? "Service Unavailable" : "OK", "application/json",
                   h2o_iovec_init(buf, n));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {

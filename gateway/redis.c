@@ -12,6 +12,8 @@
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/redis.h"
+#include "ficus/redis_ev.h"
+#include "ficus/redis_sentinel.h"
 
 ficus_redis_stats_slot_t ficus_redis_stats[FICUS_MAX_WORKERS];
 
@@ -21,10 +23,11 @@ struct st_ficus_redis_t {
     char *host, *unix_path, *password;
     unsigned worker;
     redisAsyncContext *ac;
-    h2o_socket_t *sock; /* wraps a dup() of ac's fd */
-    int write_armed;    /* notify_write is one-shot and asserts if armed twice */
-    int want_write;
-    int connected;
+    ficus_redis_ev_t ev;              /* ac on the loop (gateway/redis_ev.c) */
+    char label[200];                  /* the server, for log lines */
+    ficus_redis_sentinel_t *sentinel; /* sentinel mode: tells which server is the master (host is NULL until then) */
+    int role_checked;                 /* sentinel mode: the server said ROLE master on this connection */
+    int connected;                    /* connected (and, in sentinel mode, role_checked): commands may be sent */
     int destroyed;
     size_t num_cmds; /* commands not yet freed (the client lives until they are) */
     size_t in_flight;
@@ -34,7 +37,8 @@ struct st_ficus_redis_t {
     uint64_t reconnect_at_ms, backoff_ms;
     h2o_timeout_t cmd_timeout, connect_timeout, zero_timeout, tick_timeout;
     h2o_timeout_entry_t connect_entry, tick_entry;
-    h2o_timeout_entry_t flush_entry; /* writes the commands issued during this loop iteration at its end */
+    h2o_timeout_entry_t flush_entry;       /* writes the commands issued during this loop iteration at its end */
+    h2o_timeout_entry_t lost_master_entry; /* sentinel mode: drop the connection and ask again, outside hiredis */
 };
 
 struct st_ficus_redis_cmd_t {
@@ -53,141 +57,6 @@ struct st_ficus_redis_cmd_t {
     char **argv;
     size_t *argvlen;
 };
-
-/* ---- config ---- */
-
-/* "name:port": resolved here, when the configuration is loaded (control thread, never a worker), because hiredis would
- * resolve it synchronously on every reconnect. A reload resolves it again. */
-static int resolve_at_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, const char *address, struct sockaddr_storage *ss)
-{
-    const char *colon = strrchr(address, ':');
-    char name[256];
-    if (colon == NULL || colon == address || (size_t)(colon - address) >= sizeof(name) || colon[1] == '\0' ||
-        strspn(colon + 1, "0123456789") != strlen(colon + 1))
-        return ficus_conf_error(cc, node, "redis address must be HOST:PORT or unix:/path (got '%s')", address);
-    memcpy(name, address, colon - address);
-    name[colon - address] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-    int rc = getaddrinfo(name, colon + 1, &hints, &res); /* at load only */
-    if (rc != 0)
-        return ficus_conf_error(cc, node, "cannot resolve redis host '%s': %s", name, gai_strerror(rc));
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
-int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_redis_conf_t **out)
-{
-    ficus_node_t *address, *password_file, *db, *connect_timeout, *command_timeout, *reconnect_min, *reconnect_max, *breaker;
-    if (ficus_conf_mapping(cc, node, "address:s",
-                           "password_file:s,db:s,connect_timeout:s,command_timeout:s,reconnect_min:s,reconnect_max:s,breaker:m",
-                           &address, &password_file, &db, &connect_timeout, &command_timeout, &reconnect_min, &reconnect_max,
-                           &breaker) != 0)
-        return -1;
-    ficus_redis_conf_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        ficus_fatal("no memory");
-    *out = c;
-    c->address = strdup(address->data.scalar.value);
-    const char *a = c->address;
-    if (strncmp(a, "unix:", 5) == 0) {
-        if (a[5] != '/')
-            return ficus_conf_error(cc, address, "unix socket address must be absolute: unix:/path/to/redis.sock");
-        c->unix_path = strdup(a + 5);
-    } else {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        char host[64];
-        if (ficus_parse_address(a, &ss, &len) != 0 && resolve_at_load(cc, address, a, &ss) != 0)
-            return -1;
-        if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == 0)
-            return ficus_conf_error(cc, address, "redis address must name a host (got '%s')", a);
-        if (ss.ss_family == AF_INET) {
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
-            c->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else {
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
-            c->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
-        c->host = strdup(host);
-    }
-    if (password_file != NULL) {
-        FILE *fp = fopen(password_file->data.scalar.value, "r");
-        if (fp == NULL)
-            return ficus_conf_error(cc, password_file, "cannot open '%s': %s", password_file->data.scalar.value, strerror(errno));
-        char buf[1024];
-        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-        fclose(fp);
-        while (n != 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-            --n;
-        buf[n] = '\0';
-        if (n == 0)
-            return ficus_conf_error(cc, password_file, "'%s' is empty", password_file->data.scalar.value);
-        c->password = strdup(buf);
-        OPENSSL_cleanse(buf, sizeof(buf));
-    }
-    uint64_t v;
-    if (db != NULL) {
-        if (ficus_conf_uint(cc, db, 0, 1000, &v) != 0)
-            return -1;
-        c->db = (unsigned)v;
-    }
-    c->connect_timeout_ms = 1000;
-    c->command_timeout_ms = 5;
-    c->reconnect_min_ms = 100;
-    c->reconnect_max_ms = 5000;
-    c->breaker_failures = 5;
-    c->breaker_open_ms = 1000;
-    if (connect_timeout != NULL && ficus_conf_duration(cc, connect_timeout, 1, 60000, &c->connect_timeout_ms) != 0)
-        return -1;
-    if (command_timeout != NULL && ficus_conf_duration(cc, command_timeout, 1, 60000, &c->command_timeout_ms) != 0)
-        return -1;
-    if (reconnect_min != NULL && ficus_conf_duration(cc, reconnect_min, 10, 600000, &c->reconnect_min_ms) != 0)
-        return -1;
-    if (reconnect_max != NULL && ficus_conf_duration(cc, reconnect_max, 10, 600000, &c->reconnect_max_ms) != 0)
-        return -1;
-    if (c->reconnect_min_ms > c->reconnect_max_ms)
-        return ficus_conf_error(cc, reconnect_min != NULL ? reconnect_min : reconnect_max,
-                                "reconnect_min must not exceed reconnect_max");
-    if (breaker != NULL) {
-        ficus_node_t *failures, *open_for;
-        if (ficus_conf_mapping(cc, breaker, "", "failures:s,open_for:s", &failures, &open_for) != 0)
-            return -1;
-        if (failures != NULL) {
-            if (ficus_conf_uint(cc, failures, 1, 1000, &v) != 0)
-                return -1;
-            c->breaker_failures = (unsigned)v;
-        }
-        if (open_for != NULL && ficus_conf_duration(cc, open_for, 10, 600000, &c->breaker_open_ms) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-void ficus_redis_conf_free(ficus_redis_conf_t *c)
-{
-    if (c == NULL)
-        return;
-    free(c->address);
-    free(c->host);
-    free(c->unix_path);
-    if (c->password != NULL) {
-        OPENSSL_cleanse(c->password, strlen(c->password));
-        free(c->password);
-    }
-    free(c);
-}
-
-static int streq(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-int ficus_redis_conf_same_server(const ficus_redis_conf_t *a, const ficus_redis_conf_t *b)
-{
-    return streq(a->host, b->host) && a->port == b->port && streq(a->unix_path, b->unix_path) && streq(a->password, b->password) &&
-           a->db == b->db;
-}
 
 /* ---- commands ---- */
 
@@ -228,6 +97,7 @@ static void defer_error(ficus_redis_cmd_t *cmd, const char *err)
 }
 
 static void disconnect(ficus_redis_t *r, const char *why);
+static void lost_master(ficus_redis_t *r);
 
 static void record_failure(ficus_redis_t *r, const char *what)
 {
@@ -235,8 +105,8 @@ static void record_failure(ficus_redis_t *r, const char *what)
         r->breaker_open_until_ms = h2o_now(r->loop) + r->conf.breaker_open_ms;
         ficus_counter_add(&ficus_redis_stats[r->worker].breaker_opens, 1);
         __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 1, __ATOMIC_RELAXED);
-        ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->conf.address,
-                   r->consecutive_failures, what, (unsigned long long)r->conf.breaker_open_ms);
+        ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->label, r->consecutive_failures, what,
+                   (unsigned long long)r->conf.breaker_open_ms);
         if (r->ac != NULL)
             disconnect(r, "circuit opened"); /* also discards a stalled pipeline */
     }
@@ -257,6 +127,11 @@ static void on_cmd_timeout(h2o_timeout_entry_t *entry)
 }
 
 static int issue(ficus_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen);
+
+static int is_readonly(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 && memcmp(reply->str, "READONLY", 8) == 0;
+}
 
 static int is_noscript(const redisReply *reply)
 {
@@ -308,8 +183,11 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
             defer_error(cmd, "disconnected");
             return;
         }
-        if (reply->type == REDIS_REPLY_ERROR)
+        if (reply->type == REDIS_REPLY_ERROR) {
             ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
+            if (is_readonly(reply))
+                lost_master(r); /* a replica now (sentinel mode): find the new master */
+        }
         cmd->delivered = 1;
         cmd->cb(cmd->data, reply, NULL);
     }
@@ -320,8 +198,8 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
 static void on_flush(h2o_timeout_entry_t *entry)
 {
     ficus_redis_t *r = H2O_STRUCT_FROM_MEMBER(ficus_redis_t, flush_entry, entry);
-    if (r->ac != NULL && r->connected && r->want_write)
-        redisAsyncHandleWrite(r->ac);
+    if (r->ac != NULL && r->connected)
+        ficus_redis_ev_flush(&r->ev);
 }
 
 static int issue(ficus_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen)
@@ -446,63 +324,6 @@ void ficus_redis_script_init(ficus_redis_script_t *script)
         sprintf(script->sha1 + i * 2, "%02x", md[i]);
 }
 
-/* ---- the event adapter ---- */
-
-static void on_readable(h2o_socket_t *sock, const char *err)
-{
-    ficus_redis_t *r = sock->data;
-    if (r->ac != NULL)
-        redisAsyncHandleRead(r->ac);
-}
-
-static void on_writable(h2o_socket_t *sock, const char *err)
-{
-    ficus_redis_t *r = sock->data;
-    r->write_armed = 0;
-    if (r->ac != NULL && r->want_write)
-        redisAsyncHandleWrite(r->ac);
-}
-
-static void ev_add_read(void *privdata)
-{
-    ficus_redis_t *r = privdata;
-    h2o_socket_read_start(r->sock, on_readable);
-}
-
-static void ev_del_read(void *privdata)
-{
-    ficus_redis_t *r = privdata;
-    h2o_socket_read_stop(r->sock);
-}
-
-static void ev_add_write(void *privdata)
-{
-    ficus_redis_t *r = privdata;
-    r->want_write = 1;
-    if (!r->write_armed) {
-        r->write_armed = 1;
-        h2o_socket_notify_write(r->sock, on_writable);
-    }
-}
-
-static void ev_del_write(void *privdata)
-{
-    ficus_redis_t *r = privdata;
-    r->want_write = 0; /* a notification already armed fires once and does nothing */
-}
-
-static void ev_cleanup(void *privdata)
-{
-    ficus_redis_t *r = privdata;
-    if (r->sock != NULL) {
-        h2o_socket_read_stop(r->sock);
-        h2o_socket_close(r->sock);
-        r->sock = NULL;
-    }
-    r->write_armed = 0;
-    r->want_write = 0;
-}
-
 /* ---- connection ---- */
 
 static void schedule_reconnect(ficus_redis_t *r)
@@ -519,17 +340,110 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (h2o_timeout_is_linked(&r->connect_entry))
         h2o_timeout_unlink(&r->connect_entry);
     if (status != REDIS_OK) {
-        ficus_warn("redis %s: connect failed: %s", r->conf.address, ac->errstr);
+        ficus_warn("redis %s: connect failed: %s", r->label, ac->errstr);
         ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
         /* hiredis frees the context after this callback */
         r->ac = NULL;
         schedule_reconnect(r);
+        if (r->sentinel != NULL)
+            ficus_redis_sentinel_refresh(r->sentinel); /* a failover may be under way */
         return;
     }
-    r->connected = 1;
     r->backoff_ms = 0;
+    if (r->sentinel != NULL)
+        return; /* usable once ROLE said master (on_role) */
+    r->connected = 1;
     __atomic_store_n(&ficus_redis_stats[r->worker].connected, 1, __ATOMIC_RELAXED);
-    ficus_info("redis %s: connected (worker %u)", r->conf.address, r->worker);
+    ficus_info("redis %s: connected (worker %u)", r->label, r->worker);
+}
+
+/* ---- sentinel mode ---- */
+
+static void on_lost_master(h2o_timeout_entry_t *entry)
+{
+    ficus_redis_t *r = H2O_STRUCT_FROM_MEMBER(ficus_redis_t, lost_master_entry, entry);
+    disconnect(r, "the server is not the master any more");
+    ficus_redis_sentinel_refresh(r->sentinel);
+}
+
+/* A reply or a ROLE answer says this server is not (or no longer) the master: drop it on a later tick (never inside
+ * a hiredis callback) and ask the sentinels. */
+static void lost_master(ficus_redis_t *r)
+{
+    if (r->sentinel == NULL || r->destroyed || h2o_timeout_is_linked(&r->lost_master_entry))
+        return;
+    r->connected = 0;
+    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
+    r->lost_master_entry.cb = on_lost_master;
+    h2o_timeout_link(r->loop, &r->zero_timeout, &r->lost_master_entry);
+}
+
+static void on_role(redisAsyncContext *ac, void *_reply, void *privdata)
+{
+    ficus_redis_t *r = ac->data;
+    redisReply *reply = _reply;
+    if (reply == NULL || r->destroyed || ac != r->ac)
+        return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "master") == 0) {
+        r->role_checked = 1;
+        r->connected = 1;
+        __atomic_store_n(&ficus_redis_stats[r->worker].connected, 1, __ATOMIC_RELAXED);
+        ficus_info("redis %s: connected, ROLE master (worker %u)", r->label, r->worker);
+        return;
+    }
+    ficus_warn("redis %s: ROLE is %.*s, not master: asking the sentinels again", r->label,
+               reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_STRING
+                   ? (int)reply->element[0]->len
+                   : 7,
+               reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 && reply->element[0]->type == REDIS_REPLY_STRING
+                   ? reply->element[0]->str
+                   : "unknown");
+    lost_master(r);
+}
+
+static void set_label(ficus_redis_t *r)
+{
+    if (r->sentinel != NULL)
+        snprintf(r->label, sizeof(r->label), "%s:%d (master '%s')", r->host != NULL ? r->host : "?", r->conf.port,
+                 r->conf.address + sizeof("sentinel:") - 1);
+    else
+        snprintf(r->label, sizeof(r->label), "%s", r->conf.address);
+}
+
+/* The sentinels named the master (at connect, or a +switch-master). */
+static void on_master(void *data, const char *ip, int port)
+{
+    ficus_redis_t *r = data;
+    if (r->host != NULL && strcmp(r->host, ip) == 0 && r->conf.port == port) {
+        if (r->ac == NULL) /* still the master we know: reconnect now rather than after the backoff */
+            r->reconnect_at_ms = h2o_now(r->loop);
+        return;
+    }
+    char old[200];
+    snprintf(old, sizeof(old), "%s", r->label);
+    int is_switch = r->host != NULL;
+    free(r->host);
+    if ((r->host = strdup(ip)) == NULL)
+        ficus_fatal("no memory");
+    r->conf.port = port;
+    set_label(r);
+    if (is_switch) {
+        ficus_counter_add(&ficus_redis_stats[r->worker].failovers, 1);
+        ficus_warn("redis failover (worker %u): the master is now %s, was %s", r->worker, r->label, old);
+        ficus_redis_sentinel_note_master(ip, port);
+    } else {
+        ficus_info("redis sentinel (worker %u): the master is %s", r->worker, r->label);
+        ficus_redis_sentinel_note_master(ip, port);
+    }
+    if (h2o_timeout_is_linked(&r->lost_master_entry))
+        h2o_timeout_unlink(&r->lost_master_entry);
+    disconnect(r, "master switched");
+    r->backoff_ms = 0;
+    r->consecutive_failures = 0;
+    r->breaker_open_until_ms = 0;
+    __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 0, __ATOMIC_RELAXED);
+    r->reconnect_at_ms = h2o_now(r->loop); /* on the next tick */
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -540,13 +454,15 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (h2o_timeout_is_linked(&r->connect_entry))
         h2o_timeout_unlink(&r->connect_entry);
     if (r->connected && !r->destroyed)
-        ficus_warn("redis %s: disconnected%s%s", r->conf.address, status != REDIS_OK ? ": " : "",
-                   status != REDIS_OK ? ac->errstr : "");
+        ficus_warn("redis %s: disconnected%s%s", r->label, status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
     r->connected = 0;
     r->ac = NULL;
     __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
-    if (!r->destroyed)
+    if (!r->destroyed) {
         schedule_reconnect(r);
+        if (r->sentinel != NULL)
+            ficus_redis_sentinel_refresh(r->sentinel); /* a failover may be under way */
+    }
 }
 
 static void on_auth_or_select(redisAsyncContext *ac, void *_reply, void *privdata)
@@ -554,30 +470,33 @@ static void on_auth_or_select(redisAsyncContext *ac, void *_reply, void *privdat
     redisReply *reply = _reply;
     ficus_redis_t *r = ac->data;
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-        ficus_error("redis %s: %s refused: %.*s", r->conf.address, (const char *)privdata, (int)reply->len, reply->str);
+        ficus_error("redis %s: %s refused: %.*s", r->label, (const char *)privdata, (int)reply->len, reply->str);
 }
 
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
 {
     ficus_redis_t *r = H2O_STRUCT_FROM_MEMBER(ficus_redis_t, connect_entry, entry);
-    ficus_warn("redis %s: connect timed out after %llums", r->conf.address, (unsigned long long)r->conf.connect_timeout_ms);
+    ficus_warn("redis %s: connect timed out after %llums", r->label, (unsigned long long)r->conf.connect_timeout_ms);
     disconnect(r, "connect timeout");
+    if (r->sentinel != NULL)
+        ficus_redis_sentinel_refresh(r->sentinel);
 }
 
 static void connect_now(ficus_redis_t *r)
 {
     r->reconnect_at_ms = 0;
+    if (r->host == NULL && r->unix_path == NULL)
+        return; /* sentinel mode: no master known yet (on_master schedules the connection) */
     redisAsyncContext *ac = r->unix_path != NULL ? redisAsyncConnectUnix(r->unix_path) : redisAsyncConnect(r->host, r->conf.port);
     if (ac == NULL || ac->err) {
-        ficus_warn("redis %s: cannot connect: %s", r->conf.address, ac != NULL ? ac->errstr : "no memory");
+        ficus_warn("redis %s: cannot connect: %s", r->label, ac != NULL ? ac->errstr : "no memory");
         ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
         if (ac != NULL)
             redisAsyncFree(ac);
         schedule_reconnect(r);
         return;
     }
-    int fd = dup(ac->c.fd);
-    if (fd == -1) {
+    if (ficus_redis_ev_attach(&r->ev, r->loop, ac) != 0) {
         redisAsyncFree(ac);
         schedule_reconnect(r);
         return;
@@ -585,18 +504,8 @@ static void connect_now(ficus_redis_t *r)
     ficus_counter_add(&ficus_redis_stats[r->worker].reconnects, 1);
     r->ac = ac;
     ac->data = r;
-    r->sock = h2o_evloop_socket_create(r->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    r->sock->data = r;
-    ac->ev.data = r;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    /* the connect completes when the socket becomes writable: hiredis asks for it on the first command; ask now */
-    ev_add_write(r);
     if (r->password != NULL) {
         const char *argv[] = {"AUTH", r->password};
         size_t argvlen[] = {4, strlen(r->password)};
@@ -604,6 +513,10 @@ static void connect_now(ficus_redis_t *r)
     }
     if (r->conf.db != 0)
         redisAsyncCommand(ac, on_auth_or_select, "SELECT", "SELECT %u", r->conf.db);
+    if (r->sentinel != NULL) {
+        r->role_checked = 0;
+        redisAsyncCommand(ac, on_role, NULL, "ROLE");
+    }
     r->connect_entry.cb = on_connect_timeout;
     h2o_timeout_link(r->loop, &r->connect_timeout, &r->connect_entry);
 }
@@ -618,7 +531,7 @@ static void disconnect(ficus_redis_t *r, const char *why)
     if (h2o_timeout_is_linked(&r->flush_entry))
         h2o_timeout_unlink(&r->flush_entry);
     if (r->connected && !r->destroyed)
-        ficus_warn("redis %s: dropping the connection: %s", r->conf.address, why);
+        ficus_warn("redis %s: dropping the connection: %s", r->label, why);
     r->ac = NULL;
     r->connected = 0;
     __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
@@ -649,6 +562,7 @@ ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *co
     r->unix_path = conf->unix_path != NULL ? strdup(conf->unix_path) : NULL;
     r->password = conf->password != NULL ? strdup(conf->password) : NULL;
     r->conf.host = r->conf.unix_path = r->conf.password = NULL; /* use the copies above */
+    memset(&r->conf.sentinel, 0, sizeof(r->conf.sentinel));     /* the watcher keeps its own copy */
     r->worker = worker_index;
     h2o_timeout_init(loop, &r->cmd_timeout, conf->command_timeout_ms);
     h2o_timeout_init(loop, &r->connect_timeout, conf->connect_timeout_ms);
@@ -656,6 +570,9 @@ ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *co
     h2o_timeout_init(loop, &r->tick_timeout, 50);
     r->tick_entry.cb = on_tick;
     h2o_timeout_link(loop, &r->tick_timeout, &r->tick_entry);
+    if (conf->sentinel.master != NULL)
+        r->sentinel = ficus_redis_sentinel_create(loop, conf, worker_index, on_master, r);
+    set_label(r);
     connect_now(r);
     return r;
 }
@@ -708,6 +625,12 @@ void ficus_redis_destroy(ficus_redis_t *r)
     r->destroyed = 1;
     if (h2o_timeout_is_linked(&r->tick_entry))
         h2o_timeout_unlink(&r->tick_entry);
+    if (h2o_timeout_is_linked(&r->lost_master_entry))
+        h2o_timeout_unlink(&r->lost_master_entry);
+    if (r->sentinel != NULL) {
+        ficus_redis_sentinel_destroy(r->sentinel);
+        r->sentinel = NULL;
+    }
     disconnect(r, "client destroyed");
     maybe_free_client(r);
 }
@@ -717,7 +640,7 @@ void ficus_redis_destroy(ficus_redis_t *r)
 void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers)
 {
     uint64_t commands = 0, errors = 0, timeouts = 0, unavailable = 0, reconnects = 0, latency = 0, opens = 0, connected = 0,
-             breaker_open = 0;
+             breaker_open = 0, failovers = 0;
     for (unsigned w = 0; w != num_workers; ++w) {
         ficus_redis_stats_slot_t *s = ficus_redis_stats + w;
         commands += ficus_counter_get(&s->commands);
@@ -729,10 +652,14 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         opens += ficus_counter_get(&s->breaker_opens);
         breaker_open += ficus_counter_get(&s->breaker_open);
         connected += ficus_counter_get(&s->connected);
+        failovers += ficus_counter_get(&s->failovers);
     }
-    char *buf = h2o_mem_alloc_pool(pool, 2048);
+    char master[64];
+    size_t master_len = ficus_redis_sentinel_last_master(master, sizeof(master));
+    size_t cap = 2600 + master_len;
+    char *buf = h2o_mem_alloc_pool(pool, cap);
     int n = snprintf(
-        buf, 2048,
+        buf, cap,
         "# HELP ficus_redis_commands_total Redis commands (round trips) issued.\n# TYPE ficus_redis_commands_total counter\n"
         "ficus_redis_commands_total %llu\n"
         "# HELP ficus_redis_errors_total Redis error replies and dropped connections.\n# TYPE ficus_redis_errors_total counter\n"
@@ -750,9 +677,40 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         "# HELP ficus_redis_connected_workers Workers with a live Redis connection.\n"
         "# TYPE ficus_redis_connected_workers gauge\nficus_redis_connected_workers %llu\n"
         "# HELP ficus_redis_breaker_open_workers Workers whose Redis circuit is open (or half-open).\n"
-        "# TYPE ficus_redis_breaker_open_workers gauge\nficus_redis_breaker_open_workers %llu\n",
+        "# TYPE ficus_redis_breaker_open_workers gauge\nficus_redis_breaker_open_workers %llu\n"
+        "# HELP ficus_redis_failovers_total Switches of a worker's connection to a new master named by the sentinels.\n"
+        "# TYPE ficus_redis_failovers_total counter\nficus_redis_failovers_total %llu\n",
         (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts, (unsigned long long)unavailable,
         (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens, (unsigned long long)connected,
-        (unsigned long long)breaker_open);
+        (unsigned long long)breaker_open, (unsigned long long)failovers);
+    if (master_len != 0)
+        n += snprintf(buf + n, cap - n,
+                      "# HELP ficus_redis_master The master the sentinels named last (sentinel mode).\n"
+                      "# TYPE ficus_redis_master gauge\nficus_redis_master{node=\"%s\"} 1\n",
+                      master);
     *out = h2o_iovec_init(buf, n);
+}
+
+void ficus_redis_render_readyz(h2o_mem_pool_t *pool, const ficus_redis_conf_t *conf, unsigned num_workers, h2o_iovec_t *out)
+{
+    uint64_t connected = 0, breaker_open = 0;
+    for (unsigned w = 0; w != num_workers; ++w) {
+        connected += ficus_counter_get(&ficus_redis_stats[w].connected);
+        breaker_open += ficus_counter_get(&ficus_redis_stats[w].breaker_open);
+    }
+    char master[64] = "";
+    if (conf->sentinel.master != NULL)
+        ficus_redis_sentinel_last_master(master, sizeof(master));
+    size_t cap = 256 + strlen(conf->address) + (conf->sentinel.master != NULL ? strlen(conf->sentinel.master) : 0);
+    char *buf = h2o_mem_alloc_pool(pool, cap);
+    int n;
+    if (conf->sentinel.master != NULL)
+        n = snprintf(buf, cap,
+                     "{\"mode\":\"sentinel\",\"master_name\":\"%s\",\"master\":\"%s\",\"connected_workers\":%llu,"
+                     "\"breaker_open_workers\":%llu}",
+                     conf->sentinel.master, master, (unsigned long long)connected, (unsigned long long)breaker_open);
+    else
+        n = snprintf(buf, cap, "{\"mode\":\"single\",\"address\":\"%s\",\"connected_workers\":%llu,\"breaker_open_workers\":%llu}",
+                     conf->address, (unsigned long long)connected, (unsigned long long)breaker_open);
+    *out = h2o_iovec_init(buf, (size_t)n < cap ? (size_t)n : cap - 1);
 }

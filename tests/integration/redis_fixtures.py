@@ -23,8 +23,9 @@ REDIS_SERVER = os.environ.get("FICUS_REDIS_SERVER") or shutil.which("redis-serve
 class RedisServer:
     """One redis-server process on 127.0.0.1:port. `client()` is a redis-py client (decode_responses)."""
 
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, extra_args=()):
         self.workdir = str(workdir)
+        self.extra_args = list(extra_args)
         os.makedirs(self.workdir, exist_ok=True)
         self.port = port or free_port()
         self.log_path = os.path.join(self.workdir, f"redis-{self.port}.log")
@@ -42,7 +43,7 @@ class RedisServer:
         assert self.proc is None or self.proc.poll() is not None, "redis-server already running"
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.workdir, "--protected-mode", "yes", "--enable-debug-command", "local",
-                "--logfile", self.log_path, "--daemonize", "no", "--databases", "4"]
+                "--logfile", self.log_path, "--daemonize", "no", "--databases", "4"] + self.extra_args
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
         self.starts += 1

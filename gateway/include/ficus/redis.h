@@ -26,20 +26,29 @@
 #include "ficus/metrics.h"
 
 #define FICUS_REDIS_MAX_PENDING 10000
+#define FICUS_REDIS_MAX_SENTINELS 16
 
 typedef struct st_ficus_redis_conf_t {
-    char *address; /* as written */
-    char *host;    /* IP, or NULL for unix */
+    char *address; /* as written; "sentinel:<master>" in sentinel mode */
+    char *host;    /* IP, or NULL for unix and sentinel */
     int port;
     char *unix_path; /* or NULL */
     char *password;  /* from password_file, or NULL */
     unsigned db;
+    struct {
+        char *master; /* NULL: not sentinel mode */
+        char **hosts; /* IPs (names are resolved at load) */
+        int *ports;
+        size_t num_addresses;
+        char *password; /* sentinel AUTH, or NULL */
+    } sentinel;
     uint64_t connect_timeout_ms, command_timeout_ms, reconnect_min_ms, reconnect_max_ms, breaker_open_ms;
     unsigned breaker_failures;
 } ficus_redis_conf_t;
 
 typedef struct st_ficus_redis_stats_slot_t {
     uint64_t commands, errors, timeouts, unavailable, reconnects, latency_sum_us, breaker_opens;
+    uint64_t failovers;    /* sentinel: switches to another master */
     uint64_t connected;    /* gauge 0/1 */
     uint64_t breaker_open; /* gauge 0/1: failures reached the threshold and no command succeeded since */
     char _pad[64];
@@ -59,10 +68,10 @@ typedef struct st_ficus_redis_script_t {
     char sha1[41]; /* filled by ficus_redis_script_init */
 } ficus_redis_script_t;
 
-/** Parses the `redis:` section. Reads password_file at load. 0 or -1 with a file:line error. */
+/** Parses the `redis:` section (gateway/redis_conf.c). Reads password files at load. 0 or -1 with a file:line error. */
 int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_redis_conf_t **out);
 void ficus_redis_conf_free(ficus_redis_conf_t *conf);
-/** Whether two confs need different connections (address, password, db). */
+/** Whether two confs can share connections (address or sentinel set, passwords, db). */
 int ficus_redis_conf_same_server(const ficus_redis_conf_t *a, const ficus_redis_conf_t *b);
 
 /** Creates a client and starts connecting. Call on the worker's thread. */
@@ -88,5 +97,8 @@ void ficus_redis_script_init(ficus_redis_script_t *script);
 
 /** Prometheus text for the Redis client counters (appended to out). */
 void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers);
+
+/** JSON object of the Redis state for /readyz: mode, server or master, workers connected, breakers open. */
+void ficus_redis_render_readyz(h2o_mem_pool_t *pool, const ficus_redis_conf_t *conf, unsigned num_workers, h2o_iovec_t *out);
 
 #endif
