@@ -2,25 +2,27 @@
  *
  * The main thread becomes the control thread: it blocks all signals before any thread exists and reads them from a
  * signalfd on its own evloop, so signal handling is ordinary loop work (no async-signal-safety traps).
- *   SIGHUP:  load + validate the whole file; on success publish the new generation to every worker; on failure log
- *            "file:line: what" and keep the running generation (ficus_config_reloads_total{result}).
- *   SIGTERM/SIGINT: readyz turns 503, workers stop accepting, GOAWAY, finish in-flight requests up to drain_timeout,
- *            exit 0.
- *   SIGUSR1: reopen the access log file (NGINX's convention, for logrotate); no line is lost (access_log.c).
- *   SIGUSR2: ignored with a warning (NGINX's binary upgrade signal: it must never terminate the gateway).
- * Workers reach it only through ficus_control_post() (its multithread queue). */
+ *   SIGHUP (or `ficus -s reload` on the control socket, which waits for the outcome): load + validate the whole file; on success
+ * publish the new generation to every worker; on failure log "file:line: what" and keep the running generation
+ * (ficus_config_reloads_total{result}). SIGTERM/SIGINT: readyz turns 503, workers stop accepting, GOAWAY, finish in-flight requests
+ * up to drain_timeout, exit 0. SIGUSR1: reopen the access log file (NGINX's convention, for logrotate); no line is lost
+ * (access_log.c). SIGUSR2: ignored with a warning (NGINX's binary upgrade signal: it must never terminate the gateway). Workers
+ * reach it only through ficus_control_post() (its multithread queue). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include "ficus/access_log.h"
 #include "ficus/config.h"
+#include "ficus/control_socket.h"
 #include "ficus/listen_guard.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
+#include "ficus/notify.h"
 #include "ficus/provider.h"
 #include "ficus/server.h"
 #include "ficus/tls.h"
@@ -73,23 +75,40 @@ static void publish(ficus_server_t *s, ficus_config_t *config)
         ficus_config_release(old);
 }
 
-static void reload(ficus_server_t *s)
+int ficus_control_reload(ficus_server_t *s, char *msg, size_t msglen)
 {
     char err[1024];
+    if (s->draining) {
+        snprintf(msg, msglen, "draining: no reload");
+        return -1;
+    }
+    ficus_notify_reloading();
     ficus_config_t *next = ficus_config_load(s->config_path, 0, err, sizeof(err));
     if (next != NULL && (ficus_config_check_reloadable(s->running, next, err, sizeof(err)) != 0 ||
                          ficus_listen_guard_check(s, next, err, sizeof(err)) != 0)) {
         ficus_config_release(next);
         next = NULL;
     }
+    s->last_reload_at = (double)time(NULL);
     if (next == NULL) {
         ++ficus_metrics_reloads_failure;
+        s->last_reload_ok = 0;
+        snprintf(s->last_reload_error, sizeof(s->last_reload_error), "%s", err);
         ficus_error("reload failed: %s; keeping generation %llu", err, (unsigned long long)s->generation);
-        return;
+        snprintf(msg, msglen, "%s; keeping generation %llu", err, (unsigned long long)s->generation);
+        char note[1100];
+        snprintf(note, sizeof(note), "last reload failed: %s", err);
+        ficus_notify_ready(s, note);
+        return -1;
     }
     publish(s, next);
     ++ficus_metrics_reloads_success;
+    s->last_reload_ok = 1;
+    s->last_reload_error[0] = '\0';
     ficus_info("reload: generation %llu loaded from %s", (unsigned long long)s->generation, s->config_path);
+    snprintf(msg, msglen, "generation %llu loaded from %s", (unsigned long long)s->generation, s->config_path);
+    ficus_notify_ready(s, NULL);
+    return 0;
 }
 
 static void drain(ficus_server_t *s)
@@ -97,38 +116,49 @@ static void drain(ficus_server_t *s)
     if (s->draining)
         return;
     s->draining = 1;
+    ficus_notify_stopping();
+    ficus_control_socket_stop(s);
     ficus_info("draining: finishing in-flight requests (at most %llums), then exiting",
                (unsigned long long)s->running->server.drain_timeout_ms);
     for (unsigned i = 0; i != s->num_workers; ++i)
         ficus_worker_send_drain(s->workers + i, s->running->server.drain_timeout_ms);
 }
 
-static void reopen_logs(ficus_server_t *s)
+int ficus_control_reopen(ficus_server_t *s, char *msg, size_t msglen)
 {
     char err[1024];
-    if (ficus_access_log_reopen(s->running, err, sizeof(err)) != 0)
+    if (ficus_access_log_reopen(s->running, err, sizeof(err)) != 0) {
         ficus_error("%s; lines keep going to the old file", err);
-    else if (s->running->server.access_log == FICUS_ACCESS_LOG_FILE)
+        snprintf(msg, msglen, "%s; lines keep going to the old file", err);
+        return -1;
+    }
+    if (s->running->server.access_log == FICUS_ACCESS_LOG_FILE) {
         ficus_info("reopen: access log %s reopened", s->running->server.access_log_path);
+        snprintf(msg, msglen, "access log %s reopened", s->running->server.access_log_path);
+    } else {
+        snprintf(msg, msglen, "no access log file to reopen");
+    }
+    return 0;
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     ficus_server_t *s = sock->data;
     struct signalfd_siginfo si;
+    char msg[1200];
     /* bounded: a signalfd holds at most one pending instance of each standard signal */
     while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGHUP:
             if (!s->draining)
-                reload(s);
+                ficus_control_reload(s, msg, sizeof(msg));
             break;
         case SIGTERM:
         case SIGINT:
             drain(s);
             break;
         case SIGUSR1:
-            reopen_logs(s);
+            ficus_control_reopen(s, msg, sizeof(msg));
             break;
         case SIGUSR2:
             ficus_warn("SIGUSR2 ignored (binary upgrade is not signal-driven in ficus)");
@@ -195,7 +225,8 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     s->running = config;
     config->generation = s->generation = 1;
     ficus_log_level = config->server.log_level;
-    if (ficus_admin_start(s, err, sizeof(err)) != 0) {
+    s->last_reload_ok = 1;
+    if (ficus_admin_start(s, err, sizeof(err)) != 0 || ficus_control_socket_start(s, err, sizeof(err)) != 0) {
         ficus_error("%s", err);
         return 1;
     }
@@ -210,6 +241,7 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
                                                  : "plain");
     }
     ficus_info("ficus %s started: %u workers, generation 1 from %s", FICUS_VERSION, s->num_workers, s->config_path);
+    ficus_notify_ready(s, NULL);
 
     h2o_timeout_init(s->loop, &housekeeping_timeout, 1000);
     housekeeping_entry.cb = on_housekeeping;

@@ -1,4 +1,4 @@
-/* ficus: the command line (run, `-t` dry run, --help, --version). The process itself runs in control.c. */
+/* ficus: the command line (run, `-t` dry run, `-s` control commands, --help, --version). The process itself runs in control.c. */
 #include <getopt.h>
 #include <openssl/opensslv.h>
 #include <stdio.h>
@@ -6,17 +6,24 @@
 #include <string.h>
 #include "h2o/version.h"
 #include "ficus/config.h"
+#include "ficus/control_socket.h"
 #include "ficus/devtools.h"
 #include "ficus/server.h"
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "Usage: ficus [-c FILE] [-t]\n"
+    fprintf(fp, "Usage: ficus [-c FILE] [-t] [-S SOCKET]\n"
+                "       ficus -s reload|reopen|status [-S SOCKET]\n"
                 "       ficus token [--key PEM] [--sub S] [--scope 'a b'] [--kid K] [--iss I] [--aud A] [--ttl SECONDS]\n"
                 "       ficus jwks [KEY.pem [KID]]\n"
                 "\n"
                 "  -c, --config FILE   configuration file (default: conf/ficus.yaml)\n"
                 "  -t, --test          check the configuration file and exit (0 = valid)\n"
+                "  -S, --control-socket SOCKET\n"
+                "                      control socket: the server listens on it, -s talks to it\n"
+                "                      (-s default: " FICUS_CONTROL_SOCKET_DEFAULT ")\n"
+                "  -s, --signal CMD    ask the running ficus to reload|reopen|status and wait for the outcome\n"
+                "                      (exit 0 done, 1 refused, e.g. a bad file, 2 no ficus answering)\n"
                 "  -h, --help          this help\n"
                 "  -v, --version       version and library versions\n"
                 "\n"
@@ -29,6 +36,8 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                              {"test", no_argument, NULL, 't'},
+                                             {"control-socket", required_argument, NULL, 'S'},
+                                             {"signal", required_argument, NULL, 's'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'v'},
                                              {NULL}};
@@ -36,15 +45,21 @@ int main(int argc, char **argv)
         return ficus_devtool_token(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "jwks") == 0)
         return ficus_devtool_jwks(argc - 1, argv + 1);
-    const char *config_path = "conf/ficus.yaml";
+    const char *config_path = "conf/ficus.yaml", *control_socket = NULL, *command = NULL;
     int test_only = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:thv", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tS:s:hv", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
             break;
         case 't':
             test_only = 1;
+            break;
+        case 'S':
+            control_socket = optarg;
+            break;
+        case 's':
+            command = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -62,6 +77,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (command != NULL)
+        return ficus_control_socket_command(control_socket != NULL ? control_socket : FICUS_CONTROL_SOCKET_DEFAULT, command);
 
     char err[1024];
     ficus_config_t *config = ficus_config_load(config_path, test_only, err, sizeof(err));
@@ -75,5 +92,6 @@ int main(int argc, char **argv)
         return 0;
     }
     ficus_server.config_path = config_path;
+    ficus_server.control_socket_path = control_socket;
     return ficus_control_run(&ficus_server, config);
 }

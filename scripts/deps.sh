@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages ficus needs, and only those that are missing.
 #
-#   scripts/deps.sh build   compiler, CMake, H2O (evloop), OpenSSL, libjwt, hiredis, libyaml, jansson,
+#   scripts/deps.sh build   compiler, CMake, H2O (evloop), OpenSSL, libjwt, hiredis, libyaml, jansson, libsystemd,
 #                           plus what the demo runs (redis-server, python3, curl, openssl)
 #   scripts/deps.sh test    build set + pytest and the client libraries the suites use, h2load, clang-format
 #   scripts/deps.sh bench   build set + nginx-light, haproxy, h2load (nghttp2-client), wrk
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libjwt-dev libhiredis-dev
-            libyaml-dev libjansson-dev openssl curl redis-server python3)
+            libyaml-dev libjansson-dev libsystemd-dev openssl curl redis-server python3)
 TEST_PKGS=("${BUILD_PKGS[@]}" python3-pytest python3-pytest-timeout python3-httpx python3-h2 python3-jwcrypto
            python3-redis python3-requests redis-sentinel nghttp2-client procps clang-format chromium libnss3-tools
            clang libclang-rt-14-dev)

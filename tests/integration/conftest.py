@@ -259,7 +259,7 @@ class Ficus:
     $other_cert $other_key (other.test), $ca, $echo_a $echo_b $echo_c ("127.0.0.1:PORT"), $dead (a port nobody
     listens on, "127.0.0.1:PORT"), $tmp (this instance's directory), plus any extra keyword given."""
 
-    def __init__(self, template, workdir, certs, echoes, env=None, cwd=None, wait=True, **extra):
+    def __init__(self, template, workdir, certs, echoes, env=None, cwd=None, wait=True, args=(), **extra):
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.certs = certs
@@ -280,6 +280,7 @@ class Ficus:
         if env:
             self.env.update(env)
         self.cwd = cwd or self.workdir
+        self.args = list(args)  # extra command-line arguments (e.g. ["-S", socket])
         self.proc = None
         self.returncode = None
         self.stopped = False
@@ -326,7 +327,7 @@ class Ficus:
     def start(self, wait=True):
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([FICUS_BIN, "-c", self.config_path], stdout=self._out, stderr=self._err,
+        self.proc = subprocess.Popen([FICUS_BIN, "-c", self.config_path, *self.args], stdout=self._out, stderr=self._err,
                                      stdin=subprocess.DEVNULL, cwd=self.cwd, env=self.env, start_new_session=True)
         _running.append(self)
         if wait:

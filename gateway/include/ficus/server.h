@@ -19,6 +19,13 @@ typedef struct st_ficus_server_t {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     int draining;
+    /* the last reload (SIGHUP or `ficus -s reload`): outcome, when, and the error of a failed one */
+    int last_reload_ok;    /* 1 until a reload fails */
+    double last_reload_at; /* unix time; 0 = none yet */
+    char last_reload_error[1024];
+    /* control socket (ficus/control_socket.h) */
+    const char *control_socket_path; /* NULL: none */
+    h2o_socket_t *control_sock;
     /* admin */
     h2o_globalconf_t admin_globalconf;
     h2o_context_t admin_ctx;
@@ -32,6 +39,12 @@ extern ficus_server_t ficus_server;
 int ficus_control_run(ficus_server_t *server, ficus_config_t *config);
 /** Runs fn(arg) on the control thread, soon (any thread may call it). */
 void ficus_control_post(void (*fn)(void *arg), void *arg);
+
+/** Reloads the configuration file (SIGHUP, `ficus -s reload`): 0 with "generation N loaded ..." in msg, or -1 with
+ * "file:line: what" in msg (the running generation is kept). Control thread only. */
+int ficus_control_reload(ficus_server_t *server, char *msg, size_t msglen);
+/** Reopens the access log file (SIGUSR1, `ficus -s reopen`): 0 or -1, with what happened in msg. */
+int ficus_control_reopen(ficus_server_t *server, char *msg, size_t msglen);
 
 /** Opens the admin listener on the control loop (config->server.admin_address). 0 or -1 with err. */
 int ficus_admin_start(ficus_server_t *server, char *err, size_t errlen);

@@ -1,0 +1,217 @@
+/* The control socket (see ficus/control_socket.h): the server side on the control loop, and the `ficus -s` client. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "ficus/control_socket.h"
+#include "ficus/log.h"
+#include "ficus/server.h"
+
+#define MAX_LINE 64
+#define CLIENT_TIMEOUT_MS 10000
+
+typedef struct st_control_client_t {
+    h2o_socket_t *sock;
+    h2o_timeout_entry_t timeout_entry;
+    char answer[1200];
+} control_client_t;
+
+static h2o_timeout_t client_timeout;
+static size_t num_clients;
+
+static void client_close(control_client_t *c)
+{
+    if (h2o_timeout_is_linked(&c->timeout_entry))
+        h2o_timeout_unlink(&c->timeout_entry);
+    h2o_socket_close(c->sock);
+    free(c);
+    --num_clients;
+}
+
+static void on_client_timeout(h2o_timeout_entry_t *entry)
+{
+    client_close(H2O_STRUCT_FROM_MEMBER(control_client_t, timeout_entry, entry));
+}
+
+static void on_written(h2o_socket_t *sock, const char *err)
+{
+    client_close(sock->data);
+}
+
+static void answer(control_client_t *c, int ok, const char *what)
+{
+    h2o_socket_read_stop(c->sock);
+    snprintf(c->answer, sizeof(c->answer), "%s %s\n", ok ? "ok" : "error", what);
+    h2o_iovec_t buf = h2o_iovec_init(c->answer, strlen(c->answer));
+    h2o_socket_write(c->sock, &buf, 1, on_written);
+}
+
+static void run_command(control_client_t *c, const char *cmd)
+{
+    ficus_server_t *s = &ficus_server;
+    char msg[1100];
+    int ok;
+    if (strcmp(cmd, "reload") == 0) {
+        ok = ficus_control_reload(s, msg, sizeof(msg)) == 0;
+    } else if (strcmp(cmd, "reopen") == 0) {
+        ok = ficus_control_reopen(s, msg, sizeof(msg)) == 0;
+    } else if (strcmp(cmd, "status") == 0) {
+        ok = 1;
+        snprintf(msg, sizeof(msg), "generation %llu, %zu routes, %u workers%s", (unsigned long long)s->generation,
+                 s->running->num_routes, s->num_workers, s->draining ? ", draining" : "");
+    } else {
+        ok = 0;
+        snprintf(msg, sizeof(msg), "unknown command (reload, reopen, status)");
+    }
+    answer(c, ok, msg);
+}
+
+static void on_client_read(h2o_socket_t *sock, const char *err)
+{
+    control_client_t *c = sock->data;
+    if (err != NULL) {
+        client_close(c);
+        return;
+    }
+    char *nl = memchr(sock->input->bytes, '\n', sock->input->size);
+    if (nl == NULL) {
+        if (sock->input->size > MAX_LINE)
+            answer(c, 0, "command line too long");
+        return;
+    }
+    char cmd[MAX_LINE + 1];
+    size_t len = (size_t)(nl - sock->input->bytes);
+    if (len > MAX_LINE) {
+        answer(c, 0, "command line too long");
+        return;
+    }
+    memcpy(cmd, sock->input->bytes, len);
+    cmd[len] = '\0';
+    if (len != 0 && cmd[len - 1] == '\r')
+        cmd[len - 1] = '\0';
+    run_command(c, cmd);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    /* bounded: at most FICUS_CONTROL_MAX_CLIENTS connections are served at once; the rest wait in the backlog */
+    while (num_clients < FICUS_CONTROL_MAX_CLIENTS) {
+        int fd = accept4(h2o_socket_get_fd(listener), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1)
+            return;
+        control_client_t *c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            ficus_fatal("no memory");
+        ++num_clients;
+        c->sock = h2o_evloop_socket_create(ficus_server.loop, fd, 0);
+        c->sock->data = c;
+        c->timeout_entry.cb = on_client_timeout;
+        h2o_timeout_link(ficus_server.loop, &client_timeout, &c->timeout_entry);
+        h2o_socket_read_start(c->sock, on_client_read);
+    }
+}
+
+static int make_addr(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path)) {
+        snprintf(err, errlen, "control socket path too long: %s", path);
+        return -1;
+    }
+    memcpy(sa->sun_path, path, strlen(path) + 1);
+    return 0;
+}
+
+int ficus_control_socket_start(ficus_server_t *s, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    if (s->control_socket_path == NULL)
+        return 0;
+    if (make_addr(s->control_socket_path, &sa, err, errlen) != 0)
+        return -1;
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe != -1 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        close(probe);
+        snprintf(err, errlen, "control socket %s: another ficus is running on it", s->control_socket_path);
+        return -1;
+    }
+    if (probe != -1)
+        close(probe);
+    unlink(s->control_socket_path); /* stale: nobody answers */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        goto Error;
+    mode_t old = umask(0117);
+    int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r != 0 || listen(fd, 16) != 0)
+        goto Error;
+    h2o_timeout_init(s->loop, &client_timeout, CLIENT_TIMEOUT_MS);
+    s->control_sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(s->control_sock, on_accept);
+    ficus_info("control socket on %s", s->control_socket_path);
+    return 0;
+Error:
+    snprintf(err, errlen, "cannot listen on control socket %s: %s", s->control_socket_path, strerror(errno));
+    if (fd != -1)
+        close(fd);
+    return -1;
+}
+
+void ficus_control_socket_stop(ficus_server_t *s)
+{
+    if (s->control_sock == NULL)
+        return;
+    h2o_socket_read_stop(s->control_sock);
+    h2o_socket_close(s->control_sock);
+    s->control_sock = NULL;
+    unlink(s->control_socket_path);
+}
+
+int ficus_control_socket_command(const char *path, const char *cmd)
+{
+    struct sockaddr_un sa;
+    char err[256];
+    if (make_addr(path, &sa, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ficus: %s\n", err);
+        return 2;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        fprintf(stderr, "ficus: no running ficus on control socket %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    struct timeval tv = {120, 0}; /* a reload builds TLS contexts and reads key files: seconds, not minutes */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char line[MAX_LINE + 2];
+    int n = snprintf(line, sizeof(line), "%s\n", cmd);
+    if (n < 0 || (size_t)n >= sizeof(line) || write(fd, line, (size_t)n) != n) {
+        fprintf(stderr, "ficus: cannot send '%s' to %s\n", cmd, path);
+        close(fd);
+        return 2;
+    }
+    char buf[2048];
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof(buf) - 1 && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = '\0';
+    if (strncmp(buf, "ok ", 3) == 0) {
+        printf("ficus: %s: %s", cmd, buf + 3);
+        return 0;
+    }
+    if (strncmp(buf, "error ", 6) == 0) {
+        fprintf(stderr, "ficus: %s failed: %s", cmd, buf + 6);
+        return 1;
+    }
+    fprintf(stderr, "ficus: %s: no answer from %s\n", cmd, path);
+    return 2;
+}
