@@ -1,11 +1,12 @@
 # Convenience entry points; the scripts they call are the real thing (and what CI runs).
 #   make run    scripts/demo.sh   - install deps, build, make dev certs, start redis + echo upstreams + ficus
 #   make test   tests/run.sh      - install deps, Release and ASan+UBSan builds, unit + integration suites, -t, format
+#   make man    scripts/man.sh    - the man pages, generated from the README
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build asan run test check bench clean
+.PHONY: all build asan run test check bench man clean
 
 all: build
 
@@ -28,6 +29,10 @@ test:
 # Check every configuration file in conf/ with `ficus -t`.
 check: build
 	@set -e; for f in conf/*.yaml; do $(BUILD_DIR)/ficus -t -c $$f; done
+
+# ficus(8) and ficus.yaml(5) from the README (pandoc): $(BUILD_DIR)/man/ficus.8, then `man -l build/man/ficus.8`
+man:
+	scripts/man.sh $(BUILD_DIR)/man
 
 bench:
 	BUILD_DIR=$(BUILD_DIR) loadtest/bench.sh

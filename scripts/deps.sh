@@ -3,7 +3,9 @@
 #
 #   scripts/deps.sh build   compiler, CMake, H2O (evloop), OpenSSL, libjwt, hiredis, libyaml, jansson, libsystemd,
 #                           plus what the demo runs (redis-server, python3, curl, openssl)
-#   scripts/deps.sh test    build set + pytest and the client libraries the suites use, h2load, clang-format
+#   scripts/deps.sh test    build set + pytest and the client libraries the suites use, h2load, clang-format,
+#                           and the operating tools the packaging suites run: systemd-analyze, pandoc + man,
+#                           promtool (prometheus), dpkg-deb, lintian
 #   scripts/deps.sh bench   build set + nginx-light, haproxy, h2load (nghttp2-client), wrk
 #
 # Idempotent and fast when everything is present: it asks dpkg-query first and calls apt-get only for
@@ -14,7 +16,7 @@ BUILD_PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libjwt
             libyaml-dev libjansson-dev libsystemd-dev openssl curl redis-server python3)
 TEST_PKGS=("${BUILD_PKGS[@]}" python3-pytest python3-pytest-timeout python3-httpx python3-h2 python3-jwcrypto
            python3-redis python3-requests redis-sentinel nghttp2-client procps clang-format chromium libnss3-tools
-           clang libclang-rt-14-dev)
+           clang libclang-rt-14-dev systemd pandoc man-db groff-base prometheus lintian dpkg-dev fakeroot)
 # Node.js for the SSO suite's OpenID provider is checked and its npm packages installed by tests/oidc/install.sh.
 BENCH_PKGS=("${BUILD_PKGS[@]}" nginx-light haproxy nghttp2-client wrk procps util-linux)
 
