@@ -1,4 +1,4 @@
-"""ficus's own HTTP/1.1 upstream client (gateway/upstream_client.c) against a scripted raw-socket upstream.
+"""ficus's own HTTP/1.1 upstream client (gateway/upstream/client.c, response.c) against a scripted raw-socket upstream.
 
 The upstream (RawUpstream, stdlib sockets) answers by path with exact bytes, often split at awkward boundaries, and
 records which accepted connection carried each request, so the tests can tell whether ficus reused a keep-alive

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include "ficus/conf.h"
 #include "ficus/metrics.h"
+#include "ficus/upstream/types.h"
 #include "h2o.h"
 
 typedef struct st_ficus_plugin_t ficus_plugin_t;
@@ -44,25 +45,6 @@ typedef struct st_ficus_cidr_t {
     uint8_t addr[16];
     unsigned prefix;
 } ficus_cidr_t;
-
-typedef struct st_ficus_endpoint_conf_t {
-    char *url;  /* as written */
-    char *host; /* host part (no brackets) */
-    uint16_t port;
-    h2o_iovec_t authority; /* "host:port" used as Host when preserve_host is off */
-} ficus_endpoint_conf_t;
-
-typedef struct st_ficus_upstream_conf_t {
-    char *name;
-    size_t index;
-    ficus_endpoint_conf_t *endpoints;
-    size_t num_endpoints;
-    uint64_t connect_timeout_ms;
-    uint64_t timeout_ms;
-    uint64_t keepalive_timeout_ms;
-    uint64_t max_connections; /* per instance (default 1024) */
-    ficus_upstream_stats_t *stats;
-} ficus_upstream_conf_t;
 
 typedef struct st_ficus_header_match_t {
     h2o_iovec_t name;  /* lowercase */

@@ -17,32 +17,13 @@
 #include "ficus/access_log.h"
 #include "ficus/config.h"
 #include "ficus/req.h"
-#include "ficus/upstream_client.h"
+#include "ficus/upstream.h"
 
 /* The H2O handler of one listener's host: all requests enter ficus through it. */
 typedef struct st_ficus_handler_t {
     h2o_handler_t super;
     size_t listener_index;
 } ficus_handler_t;
-
-#define FICUS_UPSTREAM_MAX_IDLE 512 /* idle connections per endpoint and worker when max_connections is unlimited */
-
-typedef struct st_ficus_endpoint_rt_t {
-    const ficus_endpoint_conf_t *conf;
-    ficus_upc_pool_t pool; /* keep-alive connections to this endpoint (gateway/upstream_client.c) */
-    size_t inflight;
-} ficus_endpoint_rt_t;
-
-typedef struct st_ficus_upstream_rt_t {
-    const ficus_upstream_conf_t *conf;
-    h2o_timeout_t io_timeout; /* response timeout: to the head, and between body reads */
-    h2o_timeout_t connect_timeout;
-    h2o_timeout_t keepalive_timeout; /* idle pooled connections */
-    size_t max_inflight;             /* this worker's share of max_connections; SIZE_MAX = unlimited */
-    size_t inflight;
-    size_t next; /* round robin */
-    ficus_endpoint_rt_t *endpoints;
-} ficus_upstream_rt_t;
 
 struct st_ficus_wgen_t {
     ficus_config_t *config;
@@ -138,12 +119,6 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req);
 
 /** Records a stream cancelled by the client; closes the connection when it cancels too many (gateway/h2_guard.c). */
 void ficus_h2_guard_on_abort(ficus_worker_t *w, h2o_req_t *req, const ficus_config_t *config);
-
-/** Starts proxying a request to the route's upstream (gateway/proxy.c). */
-void ficus_proxy_start(ficus_req_t *req, ficus_upstream_rt_t *upstream);
-/** Builds / frees a worker's runtime for one upstream (gateway/proxy.c). */
-void ficus_upstream_rt_init(ficus_upstream_rt_t *rt, const ficus_upstream_conf_t *conf, ficus_worker_t *w, unsigned num_workers);
-void ficus_upstream_rt_dispose(ficus_upstream_rt_t *rt, ficus_worker_t *w);
 
 extern __thread ficus_worker_t *ficus_current_worker;
 extern unsigned ficus_num_workers;

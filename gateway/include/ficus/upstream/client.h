@@ -1,4 +1,5 @@
-/* ficus's HTTP/1.1 client to upstreams with a per-worker, per-endpoint keep-alive pool (gateway/upstream_client.c).
+/* The upstream transport: ficus's HTTP/1.1 client with a per-worker, per-endpoint keep-alive pool
+ * (gateway/upstream/client.c; the response is parsed by gateway/upstream/response.c).
  *
  * One ficus_upc_pool_t per endpoint and worker generation; one ficus_upc_t per exchange (embedded in the caller's
  * per-request state). Everything runs on the worker's loop: no locks, nothing shared between workers.
@@ -19,9 +20,7 @@
 #include <sys/socket.h>
 #include "h2o.h"
 #include "h2o/hostinfo.h"
-
-#define FICUS_UPC_MAX_HEADERS 100
-#define FICUS_UPC_MAX_HEAD_BYTES (64 * 1024)
+#include "ficus/upstream/response.h"
 
 /* errors (compare by pointer) */
 extern const char ficus_upc_err_connect_refused[];
@@ -50,15 +49,6 @@ typedef struct st_ficus_upc_pool_t {
     size_t num_busy; /* connections held by exchanges (connecting ones included) */
 } ficus_upc_pool_t;
 
-typedef struct st_ficus_upc_response_t {
-    int minor_version;
-    int status;
-    h2o_iovec_t reason;
-    h2o_header_t *headers; /* names lowercase; a token's name points to its h2o_token_t buf */
-    size_t num_headers;
-    size_t content_length; /* SIZE_MAX: none */
-} ficus_upc_response_t;
-
 typedef void (*ficus_upc_connect_cb)(ficus_upc_t *x, const char *err);
 /* res, its headers and strings are valid only during the call */
 typedef void (*ficus_upc_head_cb)(ficus_upc_t *x, const char *err, const ficus_upc_response_t *res);
@@ -76,12 +66,8 @@ struct st_ficus_upc_t {
     h2o_timeout_entry_t _timer;
     int _state;
     int _is_head;
-    int _keepalive;
-    int _framing;
-    int _chunk_state;
-    uint64_t _remaining; /* content-length or current chunk bytes left */
-    size_t _scanned;     /* head bytes already searched for the end of the head */
-    size_t _trailer_bytes;
+    size_t _scanned; /* head bytes already searched for the end of the head */
+    ficus_upc_decoder_t _dec;
     union {
         ficus_upc_connect_cb connect;
         ficus_upc_head_cb head;
@@ -108,20 +94,5 @@ void ficus_upc_read_body(ficus_upc_t *x, ficus_upc_body_cb cb);
 void ficus_upc_cancel(ficus_upc_t *x);
 /** ficus_upc_cancel + frees x->body. */
 void ficus_upc_dispose(ficus_upc_t *x);
-
-/** Walks the comma-separated tokens of a header value such as Connection's (RFC 9110 5.6.1): stores the next
- * non-empty token in *tok and returns 1, or returns 0 at the end. *p starts at the value's base. */
-static inline int ficus_http_list_next(const char **p, const char *end, h2o_iovec_t *tok)
-{
-    while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
-        ++*p;
-    if (*p == end)
-        return 0;
-    const char *start = *p;
-    while (*p < end && **p != ',' && **p != ' ' && **p != '\t')
-        ++*p;
-    *tok = h2o_iovec_init(start, *p - start);
-    return 1;
-}
 
 #endif

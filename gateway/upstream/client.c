@@ -1,4 +1,5 @@
-/* ficus's HTTP/1.1 client to upstreams, with a per-worker, per-endpoint keep-alive pool (ficus/upstream_client.h).
+/* The upstream transport: ficus's HTTP/1.1 client, with a per-worker, per-endpoint keep-alive pool
+ * (ficus/upstream/client.h).
  *
  * WHY: H2O 2.2.5's h2o_http1client + h2o_socketpool cost ~5 syscalls per request on reuse (recv(MSG_PEEK) to test
  * the pooled fd, h2o_socket_export/import = epoll_ctl DEL/ADD + fcntl + a new h2o_socket_t) plus a mutex, and the
@@ -19,14 +20,9 @@
  * (h2o_hostinfo_getaddr with the worker context's receiver) for every new connection, as H2O's socketpool did, so DNS
  * changes are followed; pooled connections are not re-resolved.
  *
- * RESPONSE HEAD: our own strict parser: `HTTP/1.0|1 NNN [reason]` CRLF, header lines `token ":" OWS value OWS` CRLF,
- * no obs-fold, no bare LF, no control characters, at most FICUS_UPC_MAX_HEADERS headers and FICUS_UPC_MAX_HEAD_BYTES
- * bytes; 1xx heads (100-continue, 103) are skipped, 101 is an error (we never ask for an upgrade). The end of the
- * head is searched incrementally, so a head trickling in costs linear time. Framing (RFC 9112 6.3): HEAD requests,
- * 204 and 304 have no body; `Transfer-Encoding: chunked` (anything else, or together with Content-Length, is an
- * error); one Content-Length (duplicates must agree); else the body ends when the upstream closes (not reusable).
- * Chunked bodies go through our own decoder (chunk-size lines and trailer lines bounded, trailers dropped); a
- * chunked or Content-Length body cut short is an error, never a silent truncation.
+ * RESPONSE: parsed by the pure unit gateway/upstream/response.c (strict head parser, RFC 9112 framing, chunked
+ * decoder; its header says what is refused); here 1xx heads (100-continue, 103) are skipped and 101 is an error (we
+ * never ask for an upgrade). A chunked or Content-Length body cut short is an error, never a silent truncation.
  *
  * BODY: decoded into x->body. Backpressure is a pull: the client reads the upstream only between
  * ficus_upc_read_body() and the next on_body callback, so nothing is read while the caller has a chunk in flight.
@@ -42,7 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "ficus/upstream_client.h"
+#include "ficus/upstream/client.h"
 
 const char ficus_upc_err_connect_refused[] = "connection refused";
 const char ficus_upc_err_connect_failed[] = "connection failed";
@@ -51,9 +47,6 @@ const char ficus_upc_err_reset[] = "connection reset";
 const char ficus_upc_err_timeout[] = "I/O timeout";
 const char ficus_upc_err_protocol[] = "protocol error";
 const char ficus_upc_eos[] = "end of stream";
-
-#define MAX_CHUNK_LINE 4096
-#define MAX_TRAILER_BYTES (64 * 1024)
 
 struct st_ficus_upc_conn_t {
     h2o_socket_t *sock;
@@ -64,8 +57,6 @@ struct st_ficus_upc_conn_t {
 };
 
 enum { ST_INIT, ST_RESOLVING, ST_CONNECTING, ST_CONNECTED, ST_SENDING, ST_HEAD, ST_BODY_PAUSED, ST_BODY_READING, ST_DONE };
-enum { FR_NONE, FR_LENGTH, FR_CHUNKED, FR_CLOSE };
-enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE };
 
 /* ---- pool ---- */
 
@@ -265,315 +256,29 @@ void ficus_upc_connect(ficus_upc_t *x, ficus_upc_pool_t *pool, ficus_upc_connect
                                        AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_ADDRCONFIG | AI_NUMERICSERV, on_getaddr, x);
 }
 
-/* ---- response head ---- */
-
-static int is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* field-value / reason-phrase / chunk-ext characters: HTAB, SP, VCHAR, obs-text */
-static int is_text(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-/* The CR ending the line that starts at p (the head ends with CRLF CRLF before `end`), or NULL on a bare LF. */
-static char *line_end(char *p, char *end)
-{
-    char *lf = memchr(p, '\n', end - p);
-    if (lf == NULL || lf == p || lf[-1] != '\r')
-        return NULL;
-    return lf - 1;
-}
-
-/* Parses the head at the start of buf. Returns its length, 0 when incomplete, -1 when malformed or too large. */
-static ssize_t parse_head(ficus_upc_t *x, char *buf, size_t len, ficus_upc_response_t *res, h2o_header_t *headers,
-                          h2o_iovec_t *names)
-{
-    /* find the end of the head first, resuming where the previous read left off */
-    size_t from = x->_scanned > 3 ? x->_scanned - 3 : 0;
-    const char *end = len > from ? memmem(buf + from, len - from, "\r\n\r\n", 4) : NULL;
-    if (end == NULL) {
-        x->_scanned = len;
-        return len >= FICUS_UPC_MAX_HEAD_BYTES ? -1 : 0;
-    }
-    size_t head_len = end + 4 - buf;
-    if (head_len > FICUS_UPC_MAX_HEAD_BYTES)
-        return -1;
-    x->_scanned = 0;
-    char *last = buf + head_len - 2; /* the empty line */
-
-    /* status line */
-    char *p = buf, *eol = line_end(p, buf + head_len);
-    if (eol == NULL || eol - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
-        return -1;
-    res->minor_version = p[7] - '0';
-    res->status = 0;
-    for (size_t i = 9; i != 12; ++i) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-        res->status = res->status * 10 + (p[i] - '0');
-    }
-    if (res->status < 100 || res->status > 599)
-        return -1;
-    if (eol - p == 12) {
-        res->reason = h2o_iovec_init(p + 12, 0);
-    } else {
-        if (p[12] != ' ')
-            return -1;
-        for (char *q = p + 13; q != eol; ++q)
-            if (!is_text(*q))
-                return -1;
-        res->reason = h2o_iovec_init(p + 13, eol - (p + 13));
-    }
-
-    /* header fields */
-    res->headers = headers;
-    res->num_headers = 0;
-    res->content_length = SIZE_MAX;
-    for (p = eol + 2; p != last; p = eol + 2) {
-        if ((eol = line_end(p, buf + head_len)) == NULL || *p == ' ' || *p == '\t') /* bare LF; obs-fold */
-            return -1;
-        char *colon = p;
-        while (colon != eol && is_tchar(*colon))
-            ++colon;
-        if (colon == p || colon == eol || *colon != ':')
-            return -1;
-        char *v = colon + 1, *ve = eol;
-        while (v != ve && (*v == ' ' || *v == '\t'))
-            ++v;
-        while (ve != v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            --ve;
-        for (char *q = v; q != ve; ++q)
-            if (!is_text(*q))
-                return -1;
-        if (res->num_headers == FICUS_UPC_MAX_HEADERS)
-            return -1;
-        size_t nlen = colon - p;
-        h2o_strtolower(p, nlen);
-        h2o_header_t *h = headers + res->num_headers;
-        const h2o_token_t *token = h2o_lookup_token(p, nlen);
-        if (token != NULL) {
-            h->name = (h2o_iovec_t *)&token->buf;
-        } else {
-            names[res->num_headers] = h2o_iovec_init(p, nlen);
-            h->name = names + res->num_headers;
-        }
-        h->orig_name = NULL;
-        h->value = h2o_iovec_init(v, ve - v);
-        ++res->num_headers;
-    }
-    return head_len;
-}
-
-static size_t parse_content_length(h2o_iovec_t v)
-{
-    if (v.len == 0 || v.len > 18)
-        return SIZE_MAX;
-    size_t n = 0;
-    for (size_t i = 0; i != v.len; ++i) {
-        if (v.base[i] < '0' || v.base[i] > '9')
-            return SIZE_MAX;
-        n = n * 10 + (v.base[i] - '0');
-    }
-    return n;
-}
-
-/* Decides how the body is delimited and whether the connection may be reused. 0, or -1 on a framing error. */
-static int setup_framing(ficus_upc_t *x, ficus_upc_response_t *res)
-{
-    int chunked = 0, has_te = 0, conn_close = 0, conn_keepalive = 0;
-    for (size_t i = 0; i != res->num_headers; ++i) {
-        const h2o_header_t *h = res->headers + i;
-        if (h->name == &H2O_TOKEN_CONTENT_LENGTH->buf) {
-            size_t cl = parse_content_length(h->value);
-            if (cl == SIZE_MAX || (res->content_length != SIZE_MAX && res->content_length != cl))
-                return -1;
-            res->content_length = cl;
-        } else if (h->name == &H2O_TOKEN_TRANSFER_ENCODING->buf) {
-            if (has_te || !h2o_lcstris(h->value.base, h->value.len, H2O_STRLIT("chunked")))
-                return -1;
-            has_te = chunked = 1;
-        } else if (h->name == &H2O_TOKEN_CONNECTION->buf) {
-            const char *p = h->value.base;
-            h2o_iovec_t tok;
-            while (ficus_http_list_next(&p, h->value.base + h->value.len, &tok)) {
-                if (h2o_lcstris(tok.base, tok.len, H2O_STRLIT("close")))
-                    conn_close = 1;
-                else if (h2o_lcstris(tok.base, tok.len, H2O_STRLIT("keep-alive")))
-                    conn_keepalive = 1;
-            }
-        }
-    }
-    if (chunked && res->content_length != SIZE_MAX)
-        return -1; /* RFC 9112 6.3: a smuggling signal */
-    x->_keepalive = !conn_close && (res->minor_version >= 1 || conn_keepalive);
-    if (x->_is_head || res->status == 204 || res->status == 304) {
-        x->_framing = FR_NONE;
-    } else if (chunked) {
-        x->_framing = FR_CHUNKED;
-        x->_chunk_state = CH_SIZE;
-        x->_trailer_bytes = 0;
-    } else if (res->content_length != SIZE_MAX) {
-        x->_framing = res->content_length == 0 ? FR_NONE : FR_LENGTH;
-        x->_remaining = res->content_length;
-    } else {
-        x->_framing = FR_CLOSE;
-        x->_keepalive = 0;
-    }
-    return 0;
-}
-
-/* ---- body ---- */
-
-static int append_body(ficus_upc_t *x, const char *src, size_t n)
-{
-    if (n == 0)
-        return 0;
-    h2o_iovec_t buf = h2o_buffer_reserve(&x->body, n);
-    if (buf.base == NULL)
-        return -1;
-    memcpy(buf.base, src, n);
-    x->body->size += n;
-    return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static ssize_t decode_chunked(ficus_upc_t *x, const char *src, size_t n)
-{
-    size_t off = 0;
-    while (off != n && x->_chunk_state != CH_DONE) {
-        size_t avail = n - off;
-        switch (x->_chunk_state) {
-        case CH_SIZE:
-        case CH_TRAILER: {
-            const char *p = src + off, *lf = memchr(p, '\n', avail < MAX_CHUNK_LINE ? avail : MAX_CHUNK_LINE);
-            if (lf == NULL)
-                return avail >= MAX_CHUNK_LINE ? -1 : (ssize_t)off;
-            if (lf == p || lf[-1] != '\r')
-                return -1;
-            const char *eol = lf - 1;
-            off = lf + 1 - src;
-            if (x->_chunk_state == CH_TRAILER) {
-                if ((x->_trailer_bytes += eol - p + 2) > MAX_TRAILER_BYTES)
-                    return -1;
-                if (eol == p)
-                    x->_chunk_state = CH_DONE;
-                break; /* trailer fields are dropped */
-            }
-            uint64_t size = 0;
-            size_t digits = 0;
-            for (int d; p != eol && (d = hexval(*p)) >= 0; ++p) {
-                if (++digits > 15)
-                    return -1;
-                size = size * 16 + d;
-            }
-            if (digits == 0)
-                return -1;
-            while (p != eol && (*p == ' ' || *p == '\t'))
-                ++p;
-            if (p != eol) { /* chunk extensions: ignored */
-                if (*p != ';')
-                    return -1;
-                for (; p != eol; ++p)
-                    if (!is_text(*p))
-                        return -1;
-            }
-            if (size == 0) {
-                x->_chunk_state = CH_TRAILER;
-            } else {
-                x->_remaining = size;
-                x->_chunk_state = CH_DATA;
-            }
-        } break;
-        case CH_DATA: {
-            size_t take = avail < x->_remaining ? avail : (size_t)x->_remaining;
-            if (append_body(x, src + off, take) != 0)
-                return -1;
-            off += take;
-            if ((x->_remaining -= take) == 0)
-                x->_chunk_state = CH_DATA_END;
-        } break;
-        case CH_DATA_END:
-            if (src[off] != '\r' || (avail >= 2 && src[off + 1] != '\n'))
-                return -1;
-            if (avail < 2)
-                return off;
-            off += 2;
-            x->_chunk_state = CH_SIZE;
-            break;
-        }
-    }
-    return off;
-}
-
-/* Appends the body bytes in src to x->body. Returns the bytes used (the rest: an incomplete line, or bytes after
- * the end of the body), or -1 on a framing error. */
-static ssize_t decode_bytes(ficus_upc_t *x, const char *src, size_t n)
-{
-    size_t take;
-    switch (x->_framing) {
-    case FR_LENGTH:
-        take = n < x->_remaining ? n : (size_t)x->_remaining;
-        x->_remaining -= take;
-        break;
-    case FR_CLOSE:
-        take = n;
-        break;
-    case FR_CHUNKED:
-        return decode_chunked(x, src, n);
-    default:
-        return 0;
-    }
-    return append_body(x, src, take) == 0 ? (ssize_t)take : -1;
-}
-
-static int body_is_complete(ficus_upc_t *x)
-{
-    switch (x->_framing) {
-    case FR_NONE:
-        return 1;
-    case FR_LENGTH:
-        return x->_remaining == 0;
-    case FR_CHUNKED:
-        return x->_chunk_state == CH_DONE;
-    default:
-        return 0;
-    }
-}
+/* ---- response ---- */
 
 /* Decodes the socket's input. 1 = body complete, 0 = more to come, -1 = framing error. */
 static int decode_input(ficus_upc_t *x)
 {
     h2o_buffer_t **in = &x->_conn->sock->input;
     size_t n = (*in)->size;
-    if (n != 0 && x->body->size == 0 && (x->_framing == FR_CLOSE || (x->_framing == FR_LENGTH && n <= x->_remaining))) {
+    if (n != 0 && x->body->size == 0 &&
+        (x->_dec.framing == FICUS_UPC_FRAMING_CLOSE || (x->_dec.framing == FICUS_UPC_FRAMING_LENGTH && n <= x->_dec.remaining))) {
         /* only body bytes: hand the buffer over instead of copying */
         h2o_buffer_t *t = x->body;
         x->body = *in;
         *in = t;
-        if (x->_framing == FR_LENGTH)
-            x->_remaining -= n;
-        return body_is_complete(x);
+        if (x->_dec.framing == FICUS_UPC_FRAMING_LENGTH)
+            x->_dec.remaining -= n;
+        return ficus_upc_decoder_complete(&x->_dec);
     }
-    ssize_t used = n != 0 ? decode_bytes(x, (*in)->bytes, n) : 0;
+    ssize_t used = n != 0 ? ficus_upc_decode(&x->_dec, (*in)->bytes, n, &x->body) : 0;
     if (used < 0)
         return -1;
-    int complete = body_is_complete(x);
+    int complete = ficus_upc_decoder_complete(&x->_dec);
     if (complete && (size_t)used != n) {
-        x->_keepalive = 0; /* bytes after the end of the response */
+        x->_dec.keepalive = 0; /* bytes after the end of the response */
         used = n;
     }
     h2o_buffer_consume(in, used);
@@ -594,7 +299,7 @@ static void body_ended(ficus_upc_t *x, const char *err)
 {
     h2o_timeout_unlink(&x->_timer);
     if (err == ficus_upc_eos)
-        release_conn(x, x->_keepalive);
+        release_conn(x, x->_dec.keepalive);
     else
         drop_conn(x);
     x->done = 1;
@@ -608,7 +313,8 @@ static void on_body_readable(h2o_socket_t *sock, const char *err)
     ficus_upc_t *x = conn->x;
     h2o_timeout_unlink(&x->_timer);
     if (err != NULL) {
-        body_ended(x, x->_framing == FR_CLOSE && err == h2o_socket_error_closed ? ficus_upc_eos : ficus_upc_err_reset);
+        body_ended(x, x->_dec.framing == FICUS_UPC_FRAMING_CLOSE && err == h2o_socket_error_closed ? ficus_upc_eos
+                                                                                                   : ficus_upc_err_reset);
         return;
     }
     int ret = decode_input(x);
@@ -648,7 +354,7 @@ static void on_head_readable(h2o_socket_t *sock, const char *err)
     h2o_iovec_t names[FICUS_UPC_MAX_HEADERS];
     ssize_t head_len;
     while (1) {
-        if ((head_len = parse_head(x, sock->input->bytes, sock->input->size, &res, headers, names)) <= 0) {
+        if ((head_len = ficus_upc_parse_head(sock->input->bytes, sock->input->size, &x->_scanned, &res, headers, names)) <= 0) {
             if (head_len < 0)
                 head_failed(x, ficus_upc_err_protocol);
             return; /* incomplete: the head timer keeps running */
@@ -663,7 +369,7 @@ static void on_head_readable(h2o_socket_t *sock, const char *err)
         if (sock->input->size == 0)
             return;
     }
-    if (setup_framing(x, &res) != 0) {
+    if (ficus_upc_decoder_init(&x->_dec, &res, x->_is_head) != 0) {
         head_failed(x, ficus_upc_err_protocol);
         return;
     }
@@ -673,16 +379,16 @@ static void on_head_readable(h2o_socket_t *sock, const char *err)
     h2o_buffer_t *headbuf = sock->input;
     h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
     size_t rest = headbuf->size - head_len;
-    int complete = body_is_complete(x);
+    int complete = ficus_upc_decoder_complete(&x->_dec);
     if (!complete && rest != 0) {
         const char *src = headbuf->bytes + head_len;
-        ssize_t used = decode_bytes(x, src, rest);
+        ssize_t used = ficus_upc_decode(&x->_dec, src, rest, &x->body);
         if (used < 0) {
             h2o_buffer_dispose(&headbuf);
             head_failed(x, ficus_upc_err_protocol);
             return;
         }
-        complete = body_is_complete(x);
+        complete = ficus_upc_decoder_complete(&x->_dec);
         if (!complete && (size_t)used != rest) {
             h2o_iovec_t buf = h2o_buffer_reserve(&sock->input, rest - used); /* an incomplete chunk line */
             if (buf.base == NULL) {
@@ -693,13 +399,13 @@ static void on_head_readable(h2o_socket_t *sock, const char *err)
             memcpy(buf.base, src + used, rest - used);
             sock->input->size += rest - used;
         } else if (complete && (size_t)used != rest) {
-            x->_keepalive = 0;
+            x->_dec.keepalive = 0;
         }
     } else if (complete && rest != 0) {
-        x->_keepalive = 0; /* a body where none may be */
+        x->_dec.keepalive = 0; /* a body where none may be */
     }
     if (complete) {
-        release_conn(x, x->_keepalive);
+        release_conn(x, x->_dec.keepalive);
         x->done = 1;
         x->_state = ST_DONE;
     } else {
