@@ -201,7 +201,8 @@ static int decode(const char *head, const char *body, size_t body_len, size_t st
         ret = 1;
         *extra = npending + (body_len - off);
     }
-    memcpy(out, buf->bytes, buf->size < 256 ? buf->size : 256);
+    if (buf->size != 0)
+        memcpy(out, buf->bytes, buf->size < 256 ? buf->size : 256);
     *out_len = buf->size;
     h2o_buffer_dispose(&buf);
     free(pending);
