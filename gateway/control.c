@@ -6,8 +6,8 @@
  * publish the new generation to every worker; on failure log "file:line: what" and keep the running generation
  * (ficus_config_reloads_total{result}). SIGTERM/SIGINT: readyz turns 503, workers stop accepting, GOAWAY, finish in-flight requests
  * up to drain_timeout, exit 0. SIGUSR1: reopen the access log file (NGINX's convention, for logrotate); no line is lost
- * (access_log.c). SIGUSR2: ignored with a warning (NGINX's binary upgrade signal: it must never terminate the gateway). Workers
- * reach it only through ficus_control_post() (its multithread queue). */
+ * (access_log.c). SIGUSR2: ignored with a warning (NGINX's binary upgrade signal: it must never terminate the gateway). Other
+ * modules reach it only through ficus/control.h (work posted to its multithread queue, its loop). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +54,32 @@ void ficus_control_post(void (*fn)(void *arg), void *arg)
     msg->fn = fn;
     msg->arg = arg;
     h2o_multithread_send_message(&ficus_server.receiver, &msg->super);
+}
+
+h2o_evloop_t *ficus_control_loop(void)
+{
+    return ficus_server.loop;
+}
+
+h2o_multithread_receiver_t *ficus_control_getaddr_receiver(void)
+{
+    static h2o_multithread_receiver_t receiver;
+    static int registered;
+    if (!registered) {
+        registered = 1;
+        h2o_multithread_register_receiver(ficus_server.queue, &receiver, h2o_hostinfo_getaddr_receiver);
+    }
+    return &receiver;
+}
+
+unsigned ficus_control_num_workers(void)
+{
+    return ficus_server.num_workers;
+}
+
+ficus_worker_t *ficus_control_worker(unsigned i)
+{
+    return ficus_server.workers + i;
 }
 
 static unsigned num_cpus(void)

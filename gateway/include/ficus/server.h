@@ -7,6 +7,7 @@
 
 #include "h2o.h"
 #include "ficus/config.h"
+#include "ficus/control.h"
 #include "ficus/worker.h"
 
 typedef struct st_ficus_server_t {
@@ -37,8 +38,6 @@ extern ficus_server_t ficus_server;
 
 /** Runs the process with its first generation (the caller's reference moves in). Returns only on start-up failure. */
 int ficus_control_run(ficus_server_t *server, ficus_config_t *config);
-/** Runs fn(arg) on the control thread, soon (any thread may call it). */
-void ficus_control_post(void (*fn)(void *arg), void *arg);
 
 /** Reloads the configuration file (SIGHUP, `ficus -s reload`): 0 with "generation N loaded ..." in msg, or -1 with
  * "file:line: what" in msg (the running generation is kept). Control thread only. */
