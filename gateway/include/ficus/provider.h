@@ -16,7 +16,10 @@
  * - A provider's runtime (ficus_provider_t) survives reloads when its settings are unchanged, so a SIGHUP neither
  *   drops keys nor refetches; changed settings make a new runtime that fetches anew.
  * THREADING: ficus_provider_t is shared and refcounted (atomic); its per_worker slots are touched only by their
- * worker; the fetcher (timers, HTTP client) lives and dies on the control thread. */
+ * worker; the fetcher (timers, HTTP client) lives and dies on the control thread.
+ * FILES: gateway/provider_conf.c (parsing), provider_registry.c (runtimes, registry, metrics), provider_publish.c
+ * (to workers), provider_wait.c (kid waiters), provider_fetch.c (the fetcher); the control thread is reached only
+ * through ficus/control.h. */
 #ifndef ficus__provider_h
 #define ficus__provider_h
 

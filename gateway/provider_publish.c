@@ -1,0 +1,105 @@
+/* Publishing to workers: the control thread hands each new key set (and discovered endpoints) to every worker
+ * through its message queue; the worker swaps its own slot's pointer, so the request path reads keys with no
+ * atomics and no locks. A set is immutable and refcounted: the control thread, each worker slot and each message in
+ * flight hold a reference. "refetch done" rides on the same message, so a worker wakes its kid waiters only once
+ * the new set is in its slot (provider_wait.c).
+ * THREADING: publish*() on the control thread; on_publish*() on each worker's thread, for its slot only. */
+#include <stdlib.h>
+#include "ficus/control.h"
+#include "ficus/log.h"
+#include "ficus/worker.h"
+#include "provider_internal.h"
+
+static uint64_t keys_version_counter;
+
+void ficus_provider_meta_release(ficus_provider_meta_t *meta)
+{
+    if (meta == NULL || __atomic_sub_fetch(&meta->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    free(meta->authorization_endpoint);
+    free(meta->token_endpoint);
+    free(meta->end_session_endpoint);
+    free(meta);
+}
+
+typedef struct st_meta_msg_t {
+    ficus_provider_t *p;
+    ficus_provider_meta_t *meta;
+} meta_msg_t;
+
+static void on_publish_meta(ficus_worker_t *w, void *arg)
+{
+    meta_msg_t *msg = arg;
+    ficus_provider_slot_t *slot = msg->p->slots + w->index;
+    ficus_provider_meta_release(slot->meta);
+    slot->meta = msg->meta;
+    ficus_provider_release(msg->p);
+    free(msg);
+}
+
+void ficus__provider_publish_meta(ficus_provider_t *p, ficus_provider_meta_t *meta)
+{
+    ficus_provider_meta_release(p->meta);
+    p->meta = meta; /* the caller's reference moves here */
+    for (unsigned i = 0; i != ficus_control_num_workers(); ++i) {
+        meta_msg_t *msg = calloc(1, sizeof(*msg));
+        if (msg == NULL)
+            ficus_fatal("no memory");
+        ficus_provider_retain(p);
+        __atomic_add_fetch(&meta->refcnt, 1, __ATOMIC_RELAXED);
+        msg->p = p;
+        msg->meta = meta;
+        ficus_worker_post(ficus_control_worker(i), on_publish_meta, msg);
+    }
+}
+
+typedef struct st_publish_msg_t {
+    ficus_provider_t *p;
+    ficus_jwks_t *keys; /* with has_keys: the new set (may be NULL = drop keys) */
+    int has_keys;
+    int refetch_done;
+} publish_msg_t;
+
+static void on_publish(ficus_worker_t *w, void *arg)
+{
+    publish_msg_t *msg = arg;
+    ficus_provider_slot_t *slot = msg->p->slots + w->index;
+    if (msg->has_keys) {
+        if (slot->keys != NULL)
+            ficus_jwks_release(slot->keys);
+        slot->keys = msg->keys;
+        slot->keys_version = __atomic_add_fetch(&keys_version_counter, 1, __ATOMIC_RELAXED);
+    }
+    if (msg->refetch_done) {
+        slot->refetch_pending = 0;
+        slot->last_refetch_done_ms = h2o_now(w->loop);
+        ficus__provider_wake_waiters(w, msg->p, 0, 0);
+    }
+    ficus_provider_release(msg->p);
+    free(msg);
+}
+
+void ficus__provider_publish(ficus_provider_t *p, ficus_jwks_t *keys, int has_keys, int refetch_done)
+{
+    if (has_keys) {
+        if (p->keys != NULL)
+            ficus_jwks_release(p->keys);
+        p->keys = keys;
+        if (keys != NULL)
+            ficus_jwks_retain(keys);
+    }
+    for (unsigned i = 0; i != ficus_control_num_workers(); ++i) {
+        publish_msg_t *msg = calloc(1, sizeof(*msg));
+        if (msg == NULL)
+            ficus_fatal("no memory");
+        ficus_provider_retain(p);
+        msg->p = p;
+        msg->has_keys = has_keys;
+        msg->refetch_done = refetch_done;
+        if (has_keys && keys != NULL) {
+            ficus_jwks_retain(keys);
+            msg->keys = keys;
+        }
+        ficus_worker_post(ficus_control_worker(i), on_publish, msg);
+    }
+}
