@@ -16,7 +16,7 @@ BUILD_PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libjwt
             libyaml-dev libjansson-dev libsystemd-dev openssl curl redis-server python3)
 TEST_PKGS=("${BUILD_PKGS[@]}" python3-pytest python3-pytest-timeout python3-httpx python3-h2 python3-jwcrypto
            python3-redis python3-requests redis-sentinel nghttp2-client procps clang-format chromium libnss3-tools
-           clang libclang-rt-14-dev systemd pandoc man-db groff-base prometheus lintian dpkg-dev fakeroot)
+           clang libclang-rt-14-dev systemd pandoc man-db groff-base prometheus lintian dpkg-dev fakeroot logrotate)
 # Node.js for the SSO suite's OpenID provider is checked and its npm packages installed by tests/oidc/install.sh.
 BENCH_PKGS=("${BUILD_PKGS[@]}" nginx-light haproxy nghttp2-client wrk procps util-linux)
 
