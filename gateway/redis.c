@@ -12,6 +12,7 @@
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/redis.h"
+#include "ficus/redis_cluster.h"
 #include "ficus/redis_ev.h"
 #include "ficus/redis_sentinel.h"
 
@@ -25,6 +26,7 @@ struct st_ficus_redis_t {
     redisAsyncContext *ac;
     ficus_redis_ev_t ev;              /* ac on the loop (gateway/redis_ev.c) */
     char label[200];                  /* the server, for log lines */
+    ficus_redis_cluster_t *cluster;   /* cluster mode: commands are routed to the nodes' own clients (nothing else here is used) */
     ficus_redis_sentinel_t *sentinel; /* sentinel mode: tells which server is the master (host is NULL until then) */
     int role_checked;                 /* sentinel mode: the server said ROLE master on this connection */
     int connected;                    /* connected (and, in sentinel mode, role_checked): commands may be sent */
@@ -42,6 +44,7 @@ struct st_ficus_redis_t {
 };
 
 struct st_ficus_redis_cmd_t {
+    int is_cluster; /* 0; the first member, as ficus_redis_ccmd_t's (1): tells ficus_redis_cancel which one it has */
     ficus_redis_t *r;
     ficus_redis_cb cb;
     void *data;
@@ -99,12 +102,20 @@ static void defer_error(ficus_redis_cmd_t *cmd, const char *err)
 static void disconnect(ficus_redis_t *r, const char *why);
 static void lost_master(ficus_redis_t *r);
 
+/* The per-worker gauges (connected, breaker open) belong to the worker's client; a cluster node's client leaves them
+ * to the cluster layer, which sums up its nodes (gateway/redis_cluster.c). */
+static void set_gauge(ficus_redis_t *r, uint64_t *gauge, uint64_t v)
+{
+    if (!r->conf.is_cluster_node)
+        __atomic_store_n(gauge, v, __ATOMIC_RELAXED);
+}
+
 static void record_failure(ficus_redis_t *r, const char *what)
 {
     if (++r->consecutive_failures >= r->conf.breaker_failures && r->breaker_open_until_ms <= h2o_now(r->loop)) {
         r->breaker_open_until_ms = h2o_now(r->loop) + r->conf.breaker_open_ms;
         ficus_counter_add(&ficus_redis_stats[r->worker].breaker_opens, 1);
-        __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 1, __ATOMIC_RELAXED);
+        set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 1);
         ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->label, r->consecutive_failures, what,
                    (unsigned long long)r->conf.breaker_open_ms);
         if (r->ac != NULL)
@@ -149,7 +160,7 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
         r->breaker_probe_in_flight = 0;
     if (reply != NULL) {
         r->consecutive_failures = 0;
-        __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 0, __ATOMIC_RELAXED);
+        set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 0);
         ficus_counter_add(&ficus_redis_stats[r->worker].latency_sum_us, ficus_mono_us() - cmd->sent_at_us);
     }
     if (!cmd->delivered && is_noscript(reply) && cmd->script != NULL && !r->destroyed) {
@@ -275,12 +286,16 @@ static ficus_redis_cmd_t *start(ficus_redis_t *r, ficus_redis_cb cb, void *data,
 ficus_redis_cmd_t *ficus_redis_command(ficus_redis_t *r, ficus_redis_cb cb, void *data, int argc, const char **argv,
                                        const size_t *argvlen)
 {
+    if (r->cluster != NULL)
+        return (ficus_redis_cmd_t *)ficus_redis_cluster_command(r->cluster, NULL, 0, argc, argv, argvlen, cb, data);
     return start(r, cb, data, NULL, argc, argv, argvlen);
 }
 
 ficus_redis_cmd_t *ficus_redis_eval(ficus_redis_t *r, const ficus_redis_script_t *script, int numkeys, int argc, const char **argv,
                                     const size_t *argvlen, ficus_redis_cb cb, void *data)
 {
+    if (r->cluster != NULL)
+        return (ficus_redis_cmd_t *)ficus_redis_cluster_command(r->cluster, script, numkeys, argc, argv, argvlen, cb, data);
     /* EVALSHA sha numkeys argv... */
     const char *av[64];
     size_t al[64];
@@ -303,6 +318,10 @@ ficus_redis_cmd_t *ficus_redis_eval(ficus_redis_t *r, const ficus_redis_script_t
 
 void ficus_redis_cancel(ficus_redis_cmd_t *cmd)
 {
+    if (cmd->is_cluster) {
+        ficus_redis_cluster_cancel((ficus_redis_ccmd_t *)cmd);
+        return;
+    }
     cmd->delivered = 1;
     if (h2o_timeout_is_linked(&cmd->timer))
         h2o_timeout_unlink(&cmd->timer);
@@ -353,7 +372,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (r->sentinel != NULL)
         return; /* usable once ROLE said master (on_role) */
     r->connected = 1;
-    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 1, __ATOMIC_RELAXED);
+    set_gauge(r, &ficus_redis_stats[r->worker].connected, 1);
     ficus_info("redis %s: connected (worker %u)", r->label, r->worker);
 }
 
@@ -373,7 +392,7 @@ static void lost_master(ficus_redis_t *r)
     if (r->sentinel == NULL || r->destroyed || h2o_timeout_is_linked(&r->lost_master_entry))
         return;
     r->connected = 0;
-    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
+    set_gauge(r, &ficus_redis_stats[r->worker].connected, 0);
     r->lost_master_entry.cb = on_lost_master;
     h2o_timeout_link(r->loop, &r->zero_timeout, &r->lost_master_entry);
 }
@@ -388,7 +407,7 @@ static void on_role(redisAsyncContext *ac, void *_reply, void *privdata)
         strcmp(reply->element[0]->str, "master") == 0) {
         r->role_checked = 1;
         r->connected = 1;
-        __atomic_store_n(&ficus_redis_stats[r->worker].connected, 1, __ATOMIC_RELAXED);
+        set_gauge(r, &ficus_redis_stats[r->worker].connected, 1);
         ficus_info("redis %s: connected, ROLE master (worker %u)", r->label, r->worker);
         return;
     }
@@ -442,7 +461,7 @@ static void on_master(void *data, const char *ip, int port)
     r->backoff_ms = 0;
     r->consecutive_failures = 0;
     r->breaker_open_until_ms = 0;
-    __atomic_store_n(&ficus_redis_stats[r->worker].breaker_open, 0, __ATOMIC_RELAXED);
+    set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 0);
     r->reconnect_at_ms = h2o_now(r->loop); /* on the next tick */
 }
 
@@ -457,7 +476,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         ficus_warn("redis %s: disconnected%s%s", r->label, status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
     r->connected = 0;
     r->ac = NULL;
-    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
+    set_gauge(r, &ficus_redis_stats[r->worker].connected, 0);
     if (!r->destroyed) {
         schedule_reconnect(r);
         if (r->sentinel != NULL)
@@ -534,7 +553,7 @@ static void disconnect(ficus_redis_t *r, const char *why)
         ficus_warn("redis %s: dropping the connection: %s", r->label, why);
     r->ac = NULL;
     r->connected = 0;
-    __atomic_store_n(&ficus_redis_stats[r->worker].connected, 0, __ATOMIC_RELAXED);
+    set_gauge(r, &ficus_redis_stats[r->worker].connected, 0);
     /* answers every pending command with NULL (→ "disconnected", delivered on the next tick) */
     redisAsyncFree(ac);
     if (!r->destroyed)
@@ -564,6 +583,12 @@ ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *co
     r->conf.host = r->conf.unix_path = r->conf.password = NULL; /* use the copies above */
     memset(&r->conf.sentinel, 0, sizeof(r->conf.sentinel));     /* the watcher keeps its own copy */
     r->worker = worker_index;
+    if (conf->cluster.num_seeds != 0) {
+        memset(&r->conf.cluster, 0, sizeof(r->conf.cluster));
+        set_label(r);
+        r->cluster = ficus_redis_cluster_create(loop, conf, worker_index);
+        return r;
+    }
     h2o_timeout_init(loop, &r->cmd_timeout, conf->command_timeout_ms);
     h2o_timeout_init(loop, &r->connect_timeout, conf->connect_timeout_ms);
     h2o_timeout_init(loop, &r->zero_timeout, 0);
@@ -579,6 +604,10 @@ ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *co
 
 void ficus_redis_update(ficus_redis_t *r, const ficus_redis_conf_t *conf)
 {
+    if (r->cluster != NULL) {
+        ficus_redis_cluster_update(r->cluster, conf);
+        return;
+    }
     /* same server: only durations and thresholds change; h2o timeouts of one duration keep their order when the
      * duration changes, so updating the field in place is safe */
     r->conf.command_timeout_ms = r->cmd_timeout.timeout = conf->command_timeout_ms;
@@ -589,8 +618,20 @@ void ficus_redis_update(ficus_redis_t *r, const ficus_redis_conf_t *conf)
     r->conf.breaker_open_ms = conf->breaker_open_ms;
 }
 
+int ficus_redis_is_connected(ficus_redis_t *r)
+{
+    return r->connected && r->breaker_open_until_ms <= h2o_now(r->loop);
+}
+
+int ficus_redis_breaker_is_open(ficus_redis_t *r)
+{
+    return r->consecutive_failures >= r->conf.breaker_failures;
+}
+
 int ficus_redis_is_available(ficus_redis_t *r)
 {
+    if (r->cluster != NULL)
+        return ficus_redis_cluster_is_available(r->cluster);
     if (r->connected && r->breaker_open_until_ms <= h2o_now(r->loop))
         return 1;
     /* the caller will not send: count it as a command refused locally */
@@ -602,6 +643,7 @@ static void maybe_free_client(ficus_redis_t *r)
 {
     if (!r->destroyed || r->num_cmds != 0 || r->ac != NULL)
         return;
+
     if (h2o_timeout_is_linked(&r->tick_entry))
         h2o_timeout_unlink(&r->tick_entry);
     if (h2o_timeout_is_linked(&r->flush_entry))
@@ -623,6 +665,17 @@ static void maybe_free_client(ficus_redis_t *r)
 void ficus_redis_destroy(ficus_redis_t *r)
 {
     r->destroyed = 1;
+    if (r->cluster != NULL) {
+        ficus_redis_cluster_destroy(r->cluster);
+        r->cluster = NULL;
+        if (r->password != NULL)
+            OPENSSL_cleanse(r->password, strlen(r->password));
+        free(r->conf.address);
+        free(r->password);
+        free(r->host);
+        free(r);
+        return;
+    }
     if (h2o_timeout_is_linked(&r->tick_entry))
         h2o_timeout_unlink(&r->tick_entry);
     if (h2o_timeout_is_linked(&r->lost_master_entry))
@@ -656,7 +709,7 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
     }
     char master[64];
     size_t master_len = ficus_redis_sentinel_last_master(master, sizeof(master));
-    size_t cap = 2600 + master_len;
+    size_t cap = 3800 + master_len;
     char *buf = h2o_mem_alloc_pool(pool, cap);
     int n = snprintf(
         buf, cap,
@@ -683,6 +736,12 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts, (unsigned long long)unavailable,
         (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens, (unsigned long long)connected,
         (unsigned long long)breaker_open, (unsigned long long)failovers);
+    h2o_iovec_t cl;
+    ficus_redis_cluster_render_metrics(pool, &cl, num_workers);
+    if ((size_t)n + cl.len < cap) {
+        memcpy(buf + n, cl.base, cl.len);
+        n += (int)cl.len;
+    }
     if (master_len != 0)
         n += snprintf(buf + n, cap - n,
                       "# HELP ficus_redis_master The master the sentinels named last (sentinel mode).\n"
@@ -704,7 +763,10 @@ void ficus_redis_render_readyz(h2o_mem_pool_t *pool, const ficus_redis_conf_t *c
     size_t cap = 256 + strlen(conf->address) + (conf->sentinel.master != NULL ? strlen(conf->sentinel.master) : 0);
     char *buf = h2o_mem_alloc_pool(pool, cap);
     int n;
-    if (conf->sentinel.master != NULL)
+    if (conf->cluster.num_seeds != 0)
+        n = snprintf(buf, cap, "{\"mode\":\"cluster\",\"masters\":%zu,\"connected_workers\":%llu,\"breaker_open_workers\":%llu}",
+                     ficus_redis_cluster_num_masters(), (unsigned long long)connected, (unsigned long long)breaker_open);
+    else if (conf->sentinel.master != NULL)
         n = snprintf(buf, cap,
                      "{\"mode\":\"sentinel\",\"master_name\":\"%s\",\"master\":\"%s\",\"connected_workers\":%llu,"
                      "\"breaker_open_workers\":%llu}",

@@ -89,6 +89,39 @@ static int is_valid_master_name(const char *s)
     return 1;
 }
 
+/* A list of IP:PORT / HOST:PORT (resolved now) of at most max entries. *num counts what was filled (for freeing). */
+static int load_address_list(ficus_conf_ctx_t *cc, const ficus_node_t *list, const char *what, size_t max, char ***hosts,
+                             int **ports, size_t *num)
+{
+    size_t n = list->data.sequence.size;
+    if (n == 0)
+        return ficus_conf_error(cc, list, "%s needs at least one IP:PORT", what);
+    if (n > max)
+        return ficus_conf_error(cc, list, "at most %zu %s", max, what);
+    *hosts = calloc(n, sizeof(char *));
+    *ports = calloc(n, sizeof(int));
+    if (*hosts == NULL || *ports == NULL)
+        ficus_fatal("no memory");
+    for (size_t i = 0; i != n; ++i) {
+        const ficus_node_t *a = list->data.sequence.elements[i];
+        if (ficus_conf_expect(cc, a, FICUS_NODE_SCALAR) != 0)
+            return -1;
+        *num = i + 1;
+        if (load_host_port(cc, a, &(*hosts)[i], &(*ports)[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_cluster(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_redis_conf_t *c)
+{
+    ficus_node_t *addresses;
+    if (ficus_conf_mapping(cc, node, "addresses:a", "", &addresses) != 0)
+        return -1;
+    return load_address_list(cc, addresses, "cluster.addresses", FICUS_REDIS_MAX_CLUSTER_NODES, &c->cluster.hosts,
+                             &c->cluster.ports, &c->cluster.num_seeds);
+}
+
 static int load_sentinel(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_redis_conf_t *c)
 {
     ficus_node_t *master, *addresses, *password_file;
@@ -97,23 +130,9 @@ static int load_sentinel(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_r
     if (!is_valid_master_name(master->data.scalar.value))
         return ficus_conf_error(cc, master, "sentinel master name must be 1-128 characters of A-Z a-z 0-9 - _ .");
     c->sentinel.master = strdup(master->data.scalar.value);
-    size_t n = addresses->data.sequence.size;
-    if (n == 0)
-        return ficus_conf_error(cc, addresses, "sentinel.addresses needs at least one IP:PORT");
-    if (n > FICUS_REDIS_MAX_SENTINELS)
-        return ficus_conf_error(cc, addresses, "at most %d sentinel addresses", FICUS_REDIS_MAX_SENTINELS);
-    c->sentinel.hosts = calloc(n, sizeof(char *));
-    c->sentinel.ports = calloc(n, sizeof(int));
-    if (c->sentinel.hosts == NULL || c->sentinel.ports == NULL)
-        ficus_fatal("no memory");
-    for (size_t i = 0; i != n; ++i) {
-        const ficus_node_t *a = addresses->data.sequence.elements[i];
-        if (ficus_conf_expect(cc, a, FICUS_NODE_SCALAR) != 0)
-            return -1;
-        c->sentinel.num_addresses = i + 1; /* what is filled is freed */
-        if (load_host_port(cc, a, &c->sentinel.hosts[i], &c->sentinel.ports[i]) != 0)
-            return -1;
-    }
+    if (load_address_list(cc, addresses, "sentinel.addresses", FICUS_REDIS_MAX_SENTINELS, &c->sentinel.hosts, &c->sentinel.ports,
+                          &c->sentinel.num_addresses) != 0)
+        return -1;
     if (password_file != NULL && load_password(cc, password_file, &c->sentinel.password) != 0)
         return -1;
     return 0;
@@ -135,9 +154,13 @@ int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_
     *out = c;
     if ((address != NULL) + (sentinel != NULL) + (cluster != NULL) != 1)
         return ficus_conf_error(cc, node, "redis needs exactly one of `address` (one server), `sentinel` or `cluster`");
-    if (cluster != NULL)
-        return ficus_conf_error(cc, cluster, "redis `cluster` mode is not supported yet: use `address` or `sentinel`");
-    if (sentinel != NULL) {
+    if (cluster != NULL) {
+        if (load_cluster(cc, cluster, c) != 0)
+            return -1;
+        if (db != NULL)
+            return ficus_conf_error(cc, db, "a Redis Cluster has only database 0: remove `db`");
+        c->address = strdup("cluster");
+    } else if (sentinel != NULL) {
         if (load_sentinel(cc, sentinel, c) != 0)
             return -1;
         char buf[160];
@@ -216,6 +239,10 @@ void ficus_redis_conf_free(ficus_redis_conf_t *c)
     free(c->sentinel.hosts);
     free(c->sentinel.ports);
     free_secret(c->sentinel.password);
+    for (size_t i = 0; i != c->cluster.num_seeds; ++i)
+        free(c->cluster.hosts[i]);
+    free(c->cluster.hosts);
+    free(c->cluster.ports);
     free(c);
 }
 
@@ -228,8 +255,11 @@ int ficus_redis_conf_same_server(const ficus_redis_conf_t *a, const ficus_redis_
 {
     if (!(streq(a->host, b->host) && a->port == b->port && streq(a->unix_path, b->unix_path) && streq(a->password, b->password) &&
           a->db == b->db && streq(a->sentinel.master, b->sentinel.master) && streq(a->sentinel.password, b->sentinel.password) &&
-          a->sentinel.num_addresses == b->sentinel.num_addresses))
+          a->sentinel.num_addresses == b->sentinel.num_addresses && a->cluster.num_seeds == b->cluster.num_seeds))
         return 0;
+    for (size_t i = 0; i != a->cluster.num_seeds; ++i)
+        if (!streq(a->cluster.hosts[i], b->cluster.hosts[i]) || a->cluster.ports[i] != b->cluster.ports[i])
+            return 0;
     for (size_t i = 0; i != a->sentinel.num_addresses; ++i)
         if (!streq(a->sentinel.hosts[i], b->sentinel.hosts[i]) || a->sentinel.ports[i] != b->sentinel.ports[i])
             return 0;

@@ -214,7 +214,10 @@ def test_sentinel_unreachable_then_reachable(ficus_factory, tmp_path, sentinel_s
     ("empty list", "  sentinel: { master: m, addresses: [] }\n", "at least one"),
     ("bad name", '  sentinel: { master: "a b", addresses: ["127.0.0.1:26379"] }\n', "master name"),
     ("bad address", '  sentinel: { master: m, addresses: ["nowhere"] }\n', "HOST:PORT"),
-    ("cluster", '  cluster: { addresses: ["127.0.0.1:7000"] }\n', "not supported yet"),
+    ("cluster db", '  cluster: { addresses: ["127.0.0.1:7000"] }\n  db: 1\n', "database 0"),
+    ("cluster empty", "  cluster: { addresses: [] }\n", "at least one"),
+    ("cluster and sentinel", '  cluster: { addresses: ["127.0.0.1:7000"] }\n'
+     '  sentinel: { master: m, addresses: ["127.0.0.1:26379"] }\n', "exactly one of"),
 ], ids=lambda c: c[0] if isinstance(c, tuple) else c)
 def test_sentinel_config_errors(tmp_path, case):
     _, body, expect = case

@@ -27,6 +27,7 @@
 
 #define FICUS_REDIS_MAX_PENDING 10000
 #define FICUS_REDIS_MAX_SENTINELS 16
+#define FICUS_REDIS_MAX_CLUSTER_NODES 64 /* masters (and seeds) a worker connects to in cluster mode */
 
 typedef struct st_ficus_redis_conf_t {
     char *address; /* as written; "sentinel:<master>" in sentinel mode */
@@ -42,6 +43,12 @@ typedef struct st_ficus_redis_conf_t {
         size_t num_addresses;
         char *password; /* sentinel AUTH, or NULL */
     } sentinel;
+    struct {
+        char **hosts; /* seed nodes (IPs); NULL: not cluster mode */
+        int *ports;
+        size_t num_seeds;
+    } cluster;
+    int is_cluster_node; /* a node's connection inside cluster mode (gateway/redis_cluster.c), not a section's conf */
     uint64_t connect_timeout_ms, command_timeout_ms, reconnect_min_ms, reconnect_max_ms, breaker_open_ms;
     unsigned breaker_failures;
 } ficus_redis_conf_t;
@@ -82,6 +89,11 @@ void ficus_redis_update(ficus_redis_t *r, const ficus_redis_conf_t *conf);
 void ficus_redis_destroy(ficus_redis_t *r);
 /** Whether the connection is up and the breaker closed (a "no" counts in ficus_redis_unavailable_total). */
 int ficus_redis_is_available(ficus_redis_t *r);
+
+/** Connected and the breaker closed, without counting anything (for the cluster layer's bookkeeping). */
+int ficus_redis_is_connected(ficus_redis_t *r);
+/** The breaker is open or half-open (failures reached the threshold, no success since). */
+int ficus_redis_breaker_is_open(ficus_redis_t *r);
 
 /** Sends a command. Never returns NULL. */
 ficus_redis_cmd_t *ficus_redis_command(ficus_redis_t *r, ficus_redis_cb cb, void *data, int argc, const char **argv,
