@@ -6,7 +6,8 @@ Covered: ficus asks the sentinels for the master and checks its ROLE; rate limit
 workers, counted in `ficus_redis_failovers_total`, logged), full service is back within 2 s of the sentinels' switch,
 no request hangs past command_timeout + 1 s, the only failures during a switch are the documented store-error answers
 (`on_store_error: closed` → 503 `rate_limit_unavailable`), rate limits are enforced from the new master afterwards;
-`/readyz` reports the mode and the master; configuration errors for the `sentinel:` section.
+`/readyz` reports the mode and the master; an SSO session created before the master's SIGKILL (and replicated) still
+works on the promoted replica; configuration errors for the `sentinel:` and `cluster:` sections.
 """
 import json
 import os
@@ -230,3 +231,42 @@ def test_sentinel_config_errors(tmp_path, case):
     assert p.returncode == 1, p
     assert expect in p.stderr, p.stderr
     assert re.search(r"bad\.yaml:\d+", p.stderr), p.stderr
+
+
+def test_sso_session_survives_master_kill(tmp_path, ficus_factory, certs, sentinel_setup):
+    """A browser session created before the failover, and replicated, still works on the promoted replica: the
+    session record is read from Redis on every request (cache_ttl 0s), from the new master after the switch."""
+    from oidc_fixtures import OidcProvider
+    from sso_helpers import REDIS as SSO_REDIS, Browser, echo_json, sso_template, sso_values, wait_sso_ready
+    master, replica, sentinels = sentinel_setup
+    port = free_port()
+    op = OidcProvider(tmp_path / "op", ficus_port=port, ca_file=certs.ca)
+    try:
+        addrs = ", ".join(f'"{s.addr}"' for s in sentinels)
+        tpl = sso_template(redis=True).replace(SSO_REDIS, "redis:\n"
+                                               f"  sentinel: {{ master: {MASTER}, addresses: [{addrs}] }}\n"
+                                               "  command_timeout: 500ms\n  connect_timeout: 500ms\n"
+                                               "  reconnect_min: 50ms\n  reconnect_max: 500ms\n")
+        fx = ficus_factory(tpl, tls_port=port, **sso_values(tmp_path, op))
+        wait_sso_ready(fx)
+        b = Browser(fx)
+        _, final = b.login(op, "/app/")
+        assert final.status_code == 200, final.text[:300]
+        key = f"ficus:sso:s:{{{b.session_id}}}"
+        assert master.client().get(key) is not None, "the session is not in the master"
+        wait_for(lambda: replica.client().get(key) is not None, 10 * SLOW, what="the session replicated")
+        replica_port = replica.port
+        master.kill()
+        wait_for(lambda: all(s.master_port() == replica_port for s in sentinels), 40 * SLOW, interval=0.05,
+                 what="the sentinels promoted the replica")
+        wait_for(lambda: readyz(fx)["redis"]["master"] == f"127.0.0.1:{replica_port}"
+                 and readyz(fx)["redis"]["connected_workers"] == 2, 2 * SLOW + 1, interval=0.05,
+                 what="ficus on the new master")
+        for i in range(6):  # over both workers' connections
+            b.http.close()
+            r = b.get(f"/app/after/{i}")
+            assert r.status_code == 200, f"request {i} after the failover: {r.status_code} {r.text[:200]}"
+            assert echo_json(r)["headers"].get("x-user-email"), echo_json(r)
+        assert op.count("token:authorization_code") == 1, "a second login happened"
+    finally:
+        op.stop()
