@@ -11,6 +11,7 @@
 #include "ficus/config.h"
 #include "ficus/log.h"
 #include "ficus/req.h"
+#include "ficus/traffic.h"
 
 #define FLUSH_AT (32 * 1024)
 #define LINE_MAX_BYTES (24 * 1024) /* a line never grows beyond this: long fields are cut */
@@ -126,6 +127,13 @@ void ficus_access_log_write(ficus_access_log_t *log, int fd, ficus_req_t *r)
         o += json_str(out + o, r->upstream.endpoint, strlen(r->upstream.endpoint), 256);
     } else {
         o += sprintf(out + o, ",\"upstream\":null");
+    }
+    if (r->traffic.upstream != NULL) {
+        o += sprintf(out + o, ",\"upstream_name\":");
+        o += json_str(out + o, r->traffic.upstream->name, strlen(r->traffic.upstream->name), 256);
+        o += sprintf(out + o, ",\"decision\":\"%s\"", ficus_decision_names[r->traffic.decision]);
+    } else {
+        o += sprintf(out + o, ",\"upstream_name\":null,\"decision\":null");
     }
     if (r->upstream.status != 0)
         o += sprintf(out + o, ",\"upstream_status\":%d,\"upstream_ms\":%.3f", r->upstream.status,

@@ -15,6 +15,7 @@
 #include "ficus/provider.h"
 #include "ficus/redis.h"
 #include "ficus/server.h"
+#include "ficus/traffic.h"
 
 static void send_text(h2o_req_t *req, int status, const char *reason, const char *content_type, h2o_iovec_t body)
 {
@@ -45,11 +46,12 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
                      (unsigned long long)ficus_metrics_reloads_success, (unsigned long long)ficus_metrics_reloads_failure,
                      (unsigned long long)s->generation, s->running->loaded_at, FICUS_VERSION, H2O_VERSION,
                      OpenSSL_version(OPENSSL_VERSION));
-    h2o_iovec_t parts[3 + FICUS_MAX_PLUGINS];
+    h2o_iovec_t parts[4 + FICUS_MAX_PLUGINS];
     size_t nparts = 0, total = 0;
     parts[nparts++] = body;
     parts[nparts++] = h2o_iovec_init(extra, n);
     ficus_providers_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
+    ficus_traffic_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     if (s->running->redis != NULL)
         ficus_redis_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     for (size_t i = 0; ficus_plugins[i] != NULL; ++i)

@@ -22,6 +22,7 @@
 #include "ficus/redis.h"
 #include "ficus/tls.h"
 #include "ficus/upstream.h"
+#include "ficus/traffic.h"
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -206,14 +207,17 @@ static int load_listener(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_l
 
 static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_config_t *config)
 {
-    ficus_node_t *workers, *listen, *admin, *access_log, *log_level, *limits, *timeouts, *drain, *trusted, *http2, *rid_in_response;
+    ficus_node_t *workers, *listen, *admin, *access_log, *log_level, *limits, *timeouts, *drain, *trusted, *http2, *rid_in_response,
+        *expose_upstream;
     if (ficus_conf_mapping(cc, node, "listen:a",
                            "workers:s,admin:m,access_log:s,log_level:s,limits:m,timeouts:m,drain_timeout:s,trusted_proxies:a,"
-                           "http2:m,request_id_in_response:s",
+                           "http2:m,request_id_in_response:s,expose_upstream:s",
                            &listen, &workers, &admin, &access_log, &log_level, &limits, &timeouts, &drain, &trusted, &http2,
-                           &rid_in_response) != 0)
+                           &rid_in_response, &expose_upstream) != 0)
         return -1;
     if (rid_in_response != NULL && ficus_conf_bool(cc, rid_in_response, &config->server.request_id_in_response) != 0)
+        return -1;
+    if (expose_upstream != NULL && ficus_conf_bool(cc, expose_upstream, &config->server.expose_upstream) != 0)
         return -1;
 
     config->server.workers = 0; /* auto */
@@ -501,8 +505,8 @@ static int load_respond(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_ro
     return 0;
 }
 
-static const char *const route_core_keys[] = {"name",       "match",         "to", "redirect", "respond", "strip_prefix",
-                                              "add_prefix", "preserve_host", NULL};
+static const char *const route_core_keys[] = {"name",       "match",         "to",    "redirect", "respond", "strip_prefix",
+                                              "add_prefix", "preserve_host", "split", "fallback", "mirror",  NULL};
 
 static int is_core_route_key(const char *k)
 {
@@ -527,7 +531,7 @@ static int load_route(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_conf
     ficus_node_t *name = ficus_node_get(node, "name"), *match = ficus_node_get(node, "match"), *to = ficus_node_get(node, "to"),
                  *redirect = ficus_node_get(node, "redirect"), *respond = ficus_node_get(node, "respond"),
                  *strip = ficus_node_get(node, "strip_prefix"), *add = ficus_node_get(node, "add_prefix"),
-                 *preserve = ficus_node_get(node, "preserve_host");
+                 *preserve = ficus_node_get(node, "preserve_host"), *split = ficus_node_get(node, "split");
 
     /* duplicate keys and unknown keys (neither core nor a plugin) */
     for (size_t i = 0; i != node->data.mapping.size; ++i) {
@@ -565,19 +569,19 @@ static int load_route(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_conf
     if (match != NULL && load_match(cc, match, &route->match) != 0)
         return -1;
 
-    int nactions = (to != NULL) + (redirect != NULL) + (respond != NULL);
+    int nactions = (to != NULL) + (redirect != NULL) + (respond != NULL) + (split != NULL);
     if (nactions != 1)
-        return ficus_conf_error(cc, node, "route '%s' needs exactly one action: `to`, `redirect` or `respond` (found %d)",
+        return ficus_conf_error(cc, node, "route '%s' needs exactly one action: `to`, `redirect`, `respond` or `split` (found %d)",
                                 route->name, nactions);
-    if ((strip != NULL || add != NULL || preserve != NULL) && to == NULL) {
+    if ((strip != NULL || add != NULL || preserve != NULL) && to == NULL && split == NULL) {
         const ficus_node_t *k = strip != NULL ? strip : add != NULL ? add : preserve;
-        return ficus_conf_error(cc, k, "`strip_prefix`, `add_prefix` and `preserve_host` apply only to `to` routes");
+        return ficus_conf_error(cc, k, "`strip_prefix`, `add_prefix` and `preserve_host` apply only to `to` and `split` routes");
     }
-    if (to != NULL) {
+    if (to != NULL || split != NULL) {
         route->action = FICUS_ACTION_PROXY;
-        if (ficus_conf_expect(cc, to, FICUS_NODE_SCALAR) != 0)
+        if (to != NULL && ficus_conf_expect(cc, to, FICUS_NODE_SCALAR) != 0)
             return -1;
-        if ((route->data.proxy.upstream = ficus_config_upstream(config, to->data.scalar.value)) == NULL)
+        if (to != NULL && (route->data.proxy.upstream = ficus_config_upstream(config, to->data.scalar.value)) == NULL)
             return ficus_conf_error(cc, to, "route '%s' refers to unknown upstream '%s'", route->name, to->data.scalar.value);
         if (strip != NULL) {
             if (load_prefix(cc, strip, &route->data.proxy.strip_prefix) != 0)
@@ -601,6 +605,8 @@ static int load_route(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_conf
         if (load_respond(cc, respond, route) != 0)
             return -1;
     }
+    if (ficus_traffic_conf_load(cc, node, config, route) != 0) /* split, fallback, mirror (gateway/traffic_conf.c) */
+        return -1;
 
     /* plugin sections, in the order of the plugin table (= phase order), not the order written */
     size_t nplugins = 0;
@@ -656,6 +662,7 @@ static void route_free(ficus_route_t *r)
         if (r->plugins[i].plugin != NULL && r->plugins[i].plugin->dispose != NULL)
             r->plugins[i].plugin->dispose(r->plugins[i].conf);
     free(r->plugins);
+    ficus_traffic_conf_free(r->traffic);
     free(r->name);
     free(r->match.host.base);
     free(r->match.path.base);

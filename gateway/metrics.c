@@ -77,17 +77,17 @@ void ficus_metrics_record_request(ficus_route_stats_t *rs, unsigned worker, int 
     ficus_counter_add(&s->latency_sum_us, duration_us);
 }
 
-typedef struct st_ficus_render_t {
-    h2o_mem_pool_t *pool;
-    char *buf;
-    size_t len, cap;
-} ficus_render_t;
+typedef ficus_metrics_buf_t ficus_render_t;
 
-__attribute__((format(printf, 2, 3))) static void out(ficus_render_t *r, const char *fmt, ...)
+static void vappendf(ficus_metrics_buf_t *r, const char *fmt, va_list ap)
 {
     va_list args;
+    if (r->buf == NULL) {
+        r->cap = r->cap != 0 ? r->cap : 4096;
+        r->buf = h2o_mem_alloc_pool(r->pool, r->cap);
+    }
     for (;;) {
-        va_start(args, fmt);
+        va_copy(args, ap);
         int n = vsnprintf(r->buf + r->len, r->cap - r->len, fmt, args);
         va_end(args);
         if (n >= 0 && (size_t)n < r->cap - r->len) {
@@ -101,6 +101,16 @@ __attribute__((format(printf, 2, 3))) static void out(ficus_render_t *r, const c
         r->cap = cap;
     }
 }
+
+void ficus_metrics_appendf(ficus_metrics_buf_t *r, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vappendf(r, fmt, args);
+    va_end(args);
+}
+
+#define out ficus_metrics_appendf /* the renderer below keeps its short name */
 
 void ficus_metrics_render(h2o_mem_pool_t *pool, h2o_iovec_t *result, unsigned num_workers)
 {

@@ -18,6 +18,7 @@
 #include "ficus/metrics.h"
 #include "ficus/plugin.h"
 #include "ficus/route.h"
+#include "ficus/traffic.h"
 #include "ficus/worker.h"
 
 void **ficus_req_plugin_slot(ficus_req_t *req)
@@ -92,6 +93,7 @@ void ficus_req_before_response(ficus_req_t *r)
                 pi->plugin->on_response(pi->conf, r);
         }
     }
+    ficus_traffic_before_response(r);
     /* HSTS of the listener this request came through, formatted at config load */
     if (r->is_tls && r->listener->tls->hsts_value.base != NULL)
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, r->listener->tls->hsts_value.base,
@@ -254,7 +256,7 @@ static void run_action(ficus_req_t *r)
         do_redirect(r);
         break;
     case FICUS_ACTION_PROXY:
-        ficus_proxy_start(r, r->wgen->upstreams + route->data.proxy.upstream->index);
+        ficus_proxy_start(r, r->wgen->upstreams + ficus_traffic_choose(r)->index);
         break;
     }
 }
@@ -363,6 +365,7 @@ static void on_req_dispose(void *_r)
     uint64_t duration = ficus_mono_us() - r->started_at_us;
     int status = r->_responded ? r->h2o->res.status : 499;
     ficus_metrics_record_request(r->route != NULL ? r->route->stats : ficus_metrics_no_route(), w->index, status, duration);
+    ficus_traffic_on_request_end(r);
     if (r->config->server.access_log_fd >= 0)
         ficus_access_log_write(&w->access_log, r->config->server.access_log_fd, r);
     if (r->claims != NULL)

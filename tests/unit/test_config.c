@@ -588,9 +588,9 @@ FICUS_TEST(error_duplicate_route_name)
 FICUS_TEST(error_route_actions)
 {
     fails_at(BASE "  - name: r\n    to: app\n    respond: {}\n", 8,
-             "route 'r' needs exactly one action: `to`, `redirect` or `respond` (found 2)");
+             "route 'r' needs exactly one action: `to`, `redirect`, `respond` or `split` (found 2)");
     fails_at(BASE "  - name: r\n    match: { path: /x }\n", 8,
-             "route 'r' needs exactly one action: `to`, `redirect` or `respond` (found 0)");
+             "route 'r' needs exactly one action: `to`, `redirect`, `respond` or `split` (found 0)");
 }
 
 FICUS_TEST(error_route_unknown_upstream)
@@ -603,8 +603,8 @@ FICUS_TEST(error_route_unknown_upstream)
 FICUS_TEST(error_strip_prefix)
 {
     fails_at(BASE "  - name: r\n    redirect: { to: \"https://x/\" }\n    strip_prefix: /api\n", 10,
-             "`strip_prefix`, `add_prefix` and `preserve_host` apply only to `to` routes");
-    fails_at(BASE "  - name: r\n    respond: {}\n    preserve_host: true\n", 10, "apply only to `to` routes");
+             "`strip_prefix`, `add_prefix` and `preserve_host` apply only to `to` and `split` routes");
+    fails_at(BASE "  - name: r\n    respond: {}\n    preserve_host: true\n", 10, "apply only to `to` and `split` routes");
     fails_at(BASE "  - name: r\n    match: { path_prefix: /api }\n    to: app\n    strip_prefix: /v1\n", 11,
              "strip_prefix '/v1' is not a prefix of the matched path '/api'");
     fails_at(BASE "  - name: r\n    to: app\n    strip_prefix: api\n", 10, "prefix must start with '/'");

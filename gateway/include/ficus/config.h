@@ -81,8 +81,8 @@ typedef struct st_ficus_route_t {
     ficus_action_t action;
     union {
         struct {
-            ficus_upstream_conf_t *upstream;
-            h2o_iovec_t strip_prefix; /* base == NULL: none */
+            ficus_upstream_conf_t *upstream; /* `to`; NULL for `split` (traffic->split chooses) */
+            h2o_iovec_t strip_prefix;        /* base == NULL: none */
             h2o_iovec_t add_prefix;
             int preserve_host;
         } proxy;
@@ -96,7 +96,8 @@ typedef struct st_ficus_route_t {
             char *content_type;
         } respond;
     } data;
-    ficus_plugin_instance_t *plugins; /* in the order of the plugin table, which fixes the phase order */
+    struct st_ficus_traffic_conf_t *traffic; /* proxied routes: split, fallback, mirror, series (ficus/traffic.h) */
+    ficus_plugin_instance_t *plugins;        /* in the order of the plugin table, which fixes the phase order */
     size_t num_plugins;
     ficus_route_stats_t *stats;
 } ficus_route_t;
@@ -133,6 +134,7 @@ typedef struct st_ficus_config_t {
         size_t num_trusted_proxies;
         uint64_t h2_max_resets;
         uint64_t h2_reset_window_ms;
+        int expose_upstream;        /* add x-ficus-upstream (the upstream that answered) to responses */
         int request_id_in_response; /* echo X-Request-Id to the client (off by default: on HTTP/2 a unique value per
                                        response is an HPACK table insertion in H2O, ~5 % CPU per request) */
     } server;

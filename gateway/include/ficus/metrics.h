@@ -83,6 +83,15 @@ ficus_route_stats_t *ficus_metrics_no_route(void);
 /** Records one finished request in a worker's slot. */
 void ficus_metrics_record_request(ficus_route_stats_t *rs, unsigned worker, int status, uint64_t duration_us);
 
+/* A text buffer in a pool that metrics renderers append to (start with {pool, NULL, 0, 0}). */
+typedef struct st_ficus_metrics_buf_t {
+    h2o_mem_pool_t *pool;
+    char *buf;
+    size_t len, cap;
+} ficus_metrics_buf_t;
+/** printf-appends to b, growing it from its pool. */
+void ficus_metrics_appendf(ficus_metrics_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /** Appends all metrics in Prometheus text format to buf (allocated from pool). */
 void ficus_metrics_render(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers);
 
