@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "h2o/version.h"
+#include "ficus/contract.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 #include "ficus/plugin.h"
@@ -54,6 +55,7 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
     ficus_traffic_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     if (s->running->redis != NULL)
         ficus_redis_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
+    ficus_contract_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     for (size_t i = 0; ficus_plugins[i] != NULL; ++i)
         if (ficus_plugins[i]->render_metrics != NULL)
             ficus_plugins[i]->render_metrics(&req->pool, &parts[nparts++], s->num_workers);

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include "ficus/clock.h"
+#include "ficus/contract.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 #include "ficus/plugin.h"
@@ -29,6 +30,11 @@ void **ficus_req_plugin_slot(ficus_req_t *req)
 h2o_loop_t *ficus_req_loop(ficus_req_t *req)
 {
     return req->worker->loop;
+}
+
+int ficus_req_responded(const ficus_req_t *req)
+{
+    return req->_responded;
 }
 
 /* ---- request id ---- */
@@ -151,8 +157,15 @@ static const char *reason_phrase(int status)
 static void send_local(ficus_req_t *r, int status, const char *content_type, h2o_iovec_t body, int copy)
 {
     h2o_req_t *req = r->h2o;
-    if (r->_responded)
-        ficus_fatal("ficus: two responses for one request (status %d)", status);
+    if (r->_responded) {
+        ficus_contract_violation(r, r->_blame, FICUS_CONTRACT_SECOND_RESPONSE);
+        return;
+    }
+    if (h2o_timeout_is_linked(&r->_resume)) {
+        /* resumed, then answered: the answer stands, the resume is dropped */
+        ficus_contract_violation(r, r->_blame, FICUS_CONTRACT_RESPONSE_AFTER_RESUME);
+        h2o_timeout_unlink(&r->_resume);
+    }
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     req->res.content_length = body.len;
@@ -263,6 +276,42 @@ static void run_action(ficus_req_t *r)
 
 /* ---- the plugin pipeline ---- */
 
+/* A broken contract: logged and counted (ficus/contract.h); the request gets a 500 unless something was sent. */
+static void contract_violation(ficus_req_t *r, const ficus_plugin_t *plugin, ficus_contract_violation_t what)
+{
+    ficus_contract_violation(r, plugin, what);
+    if (!r->_responded) {
+        r->error = "plugin_contract_violation";
+        ficus_req_respond_error(r, 500, "internal_error");
+    }
+}
+
+/* Checks the status a phase function returned against what it did (ficus/plugin.h CONTRACT), in every pipeline loop.
+ * Returns 1 to go on with the next plugin, 0 when the request is paused or answered. */
+static int check_status(ficus_req_t *r, const ficus_plugin_t *plugin, ficus_status_t status)
+{
+    switch (status) {
+    case FICUS_CONTINUE:
+        if (!r->_responded)
+            return 1;
+        contract_violation(r, plugin, FICUS_CONTRACT_CONTINUE_AFTER_RESPONSE);
+        return 0;
+    case FICUS_PAUSE:
+        if (r->_responded) {
+            contract_violation(r, plugin, FICUS_CONTRACT_PAUSE_AFTER_RESPONSE);
+            return 0;
+        }
+        r->_paused = 1;
+        return 0;
+    case FICUS_RESPONDED:
+        if (!r->_responded)
+            contract_violation(r, plugin, FICUS_CONTRACT_RESPONDED_WITHOUT_RESPONSE);
+        return 0;
+    }
+    contract_violation(r, plugin, FICUS_CONTRACT_UNKNOWN_STATUS);
+    return 0;
+}
+
 static void run_pipeline(ficus_req_t *r)
 {
     const ficus_route_t *route = r->route;
@@ -271,21 +320,11 @@ static void run_pipeline(ficus_req_t *r)
         const ficus_plugin_instance_t *pi = route->plugins + r->_next_plugin++;
         if (pi->plugin->on_request == NULL)
             continue;
-        switch (pi->plugin->on_request(pi->conf, r)) {
-        case FICUS_CONTINUE:
-            if (r->_responded)
-                ficus_fatal("plugin %s responded but returned CONTINUE", pi->plugin->name);
-            break;
-        case FICUS_PAUSE:
-            if (!r->_responded)
-                r->_paused = 1;
+        r->_blame = pi->plugin;
+        if (!check_status(r, pi->plugin, pi->plugin->on_request(pi->conf, r)))
             return;
-        case FICUS_RESPONDED:
-            if (!r->_responded)
-                ficus_fatal("plugin %s returned RESPONDED without responding", pi->plugin->name);
-            return;
-        }
     }
+    r->_blame = NULL;
     run_action(r);
 }
 
@@ -299,17 +338,11 @@ static int run_pre_route(ficus_req_t *r)
         const ficus_plugin_t *p = ficus_plugins[i];
         if (p->on_pre_route == NULL || r->config->plugin_globals[i] == NULL)
             continue;
-        switch (p->on_pre_route(r->config->plugin_globals[i], r)) {
-        case FICUS_CONTINUE:
-            break;
-        case FICUS_PAUSE:
-            if (!r->_responded)
-                r->_paused = 1;
+        r->_blame = p;
+        if (!check_status(r, p, p->on_pre_route(r->config->plugin_globals[i], r)))
             return 0;
-        case FICUS_RESPONDED:
-            return 0;
-        }
     }
+    r->_blame = NULL;
     r->_pre_route_done = 1;
     return 1;
 }
@@ -317,6 +350,8 @@ static int run_pre_route(ficus_req_t *r)
 static void on_resume(h2o_timeout_entry_t *entry)
 {
     ficus_req_t *r = H2O_STRUCT_FROM_MEMBER(ficus_req_t, _resume, entry);
+    if (r->_responded)
+        return; /* answered after resuming: counted by send_local */
     if (!r->_pre_route_done) {
         if (run_pre_route(r))
             route_and_run(r);
@@ -338,8 +373,11 @@ static void route_and_run(ficus_req_t *r)
 
 void ficus_req_resume(ficus_req_t *r)
 {
-    if (!r->_paused || r->_responded)
-        ficus_fatal("ficus_req_resume on a request that is not paused");
+    if (!r->_paused || r->_responded) {
+        ficus_contract_violation(r, r->_blame,
+                                 r->_responded ? FICUS_CONTRACT_RESUME_AFTER_RESPONSE : FICUS_CONTRACT_RESUME_NOT_PAUSED);
+        return;
+    }
     r->_paused = 0;
     /* always on a later tick: a completion never re-enters the code that started it */
     r->_resume.cb = on_resume;

@@ -445,9 +445,11 @@ static void forward_claims(jwt_conf_t *conf, ficus_req_t *r, json_t *claims)
     }
 }
 
-/* Verifies with the worker's current keys. Returns 1 when the request may go on, 0 when a response was sent,
- * -1 when the kid is unknown (the caller may wait for a refetch). */
-static int check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int may_wait)
+static ficus_status_t wait_for_keys(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok);
+
+/* Verifies with the worker's current keys: CONTINUE, RESPONDED (401/403/503), or, when the kid is unknown and
+ * may_wait, PAUSE while waiting for a refetch of the keys (wait_for_keys). */
+static ficus_status_t check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int may_wait)
 {
     ficus_provider_t *p = conf->provider->rt;
     ficus_provider_slot_t *slot = p->slots + r->worker->index;
@@ -456,7 +458,7 @@ static int check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int ma
         h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
         r->error = "jwt_no_keys";
         ficus_req_respond_error(r, 503, "auth_unavailable");
-        return 0;
+        return FICUS_RESPONDED;
     }
     double now = unix_now();
     uint64_t hash = token_hash(tok.base, tok.len);
@@ -470,7 +472,7 @@ static int check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int ma
         ficus_jwt_status_t st = ficus_jwt_verify(tok.base, tok.len, slot->keys, &policy, now, &jwt);
         if (st == FICUS_JWT_ERR_UNKNOWN_KID && may_wait) {
             ficus_jwt_dispose(&jwt);
-            return -1;
+            return wait_for_keys(conf, r, tok);
         }
         if (st != FICUS_JWT_OK) {
             ficus_jwt_dispose(&jwt);
@@ -478,7 +480,7 @@ static int check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int ma
             char *reason = h2o_mem_alloc_pool(&r->h2o->pool, 64); /* read by the access log when the request ends */
             snprintf(reason, 64, "jwt_%s", ficus_jwt_status_name(st));
             respond_401(r, "invalid_token", reason);
-            return 0;
+            return FICUS_RESPONDED;
         }
         claims = json_incref(jwt.claims);
         cache_insert(p, slot->keys_version, hash, tok.base, tok.len, jwt.exp, jwt.claims);
@@ -498,9 +500,9 @@ static int check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, int ma
                        H2O_STRLIT("Bearer realm=\"ficus\", error=\"insufficient_scope\""));
         r->error = "jwt_insufficient_scope";
         ficus_req_respond_error(r, 403, "insufficient_scope");
-        return 0;
+        return FICUS_RESPONDED;
     }
-    return 1;
+    return FICUS_CONTINUE;
 }
 
 static void on_waiter(ficus_provider_waiter_t *waiter, int timed_out)
@@ -512,7 +514,7 @@ static void on_waiter(ficus_provider_waiter_t *waiter, int timed_out)
         respond_401(r, "invalid_token", "jwt_unknown_kid"); /* kid_wait elapsed */
         return;
     }
-    if (check_token(pending->conf, r, pending->token, 0) == 1)
+    if (check_token(pending->conf, r, pending->token, 0) == FICUS_CONTINUE)
         ficus_req_resume(r);
 }
 
@@ -545,15 +547,12 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *r)
         respond_401(r, "invalid_token", "jwt_too_large");
         return FICUS_RESPONDED;
     }
-    switch (check_token(conf, r, tok, 1)) {
-    case 1:
-        return FICUS_CONTINUE;
-    case 0:
-        return FICUS_RESPONDED;
-    default:
-        break;
-    }
-    /* unknown kid: wait for one forced refetch, then verify again */
+    return check_token(conf, r, tok, 1);
+}
+
+/* Unknown kid: wait for one forced refetch, then verify again. PAUSE, or RESPONDED (401) when no wait is possible. */
+static ficus_status_t wait_for_keys(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok)
+{
     jwt_pending_t *pending = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*pending), on_pending_dispose);
     memset(pending, 0, sizeof(*pending));
     pending->req = r;

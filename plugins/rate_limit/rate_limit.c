@@ -637,21 +637,21 @@ static void respond_429(rl_req_t *rr, const policy_t *p, uint64_t retry_ms)
     ficus_req_respond_error(r, 429, "rate_limited");
 }
 
-/* Applies on_store_error. Returns 1 allowed, 0 responded. */
-static int store_error(rl_req_t *rr, const policy_t *p, const char *key, size_t keylen, const char *why)
+/* Applies on_store_error: CONTINUE (allowed) or RESPONDED. */
+static ficus_status_t store_error(rl_req_t *rr, const policy_t *p, const char *key, size_t keylen, const char *why)
 {
     ficus_req_t *r = rr->req;
     switch (p->on_store_error) {
     case STORE_ERROR_OPEN:
         count(p, r, RESULT_STORE_ERROR_ALLOWED);
-        return 1;
+        return FICUS_CONTINUE;
     case STORE_ERROR_CLOSED:
         count(p, r, RESULT_STORE_ERROR_DENIED);
         add_headers(rr);
         h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
         r->error = "rate_limit_store_unavailable";
         ficus_req_respond_error(r, 503, "rate_limit_unavailable");
-        return 0;
+        return FICUS_RESPONDED;
     case STORE_ERROR_LOCAL:
     default: {
         ficus_rl_decision_t d;
@@ -664,28 +664,28 @@ static int store_error(rl_req_t *rr, const policy_t *p, const char *key, size_t 
         note_headers(rr, p, (int64_t)d.remaining, d.reset_us / 1000);
         if (d.allowed || p->dry_run) {
             count(p, r, d.allowed ? RESULT_STORE_ERROR_ALLOWED : RESULT_DRY_RUN_LIMITED);
-            return 1;
+            return FICUS_CONTINUE;
         }
         count(p, r, RESULT_STORE_ERROR_DENIED);
         respond_429(rr, p, d.retry_after_us / 1000);
-        return 0;
+        return FICUS_RESPONDED;
     }
     }
 }
 
 static void start_lease(rl_entry_t *e, const policy_t *p, ficus_req_t *r);
-static int run_policies(rl_req_t *rr);
+static ficus_status_t run_policies(rl_req_t *rr);
 static void on_waiter_dispose(void *_w);
 
-/* Decides policy p for the request. Returns 1 allowed, 0 responded, -1 waiting for Redis (waiter queued). */
-static int decide(rl_req_t *rr, const policy_t *p)
+/* Decides policy p for the request: CONTINUE (allowed), RESPONDED, or PAUSE (waiting for Redis, waiter queued). */
+static ficus_status_t decide(rl_req_t *rr, const policy_t *p)
 {
     ficus_req_t *r = rr->req;
     char key[MAX_KEY_BYTES];
     size_t keylen = build_key(p, r, key, sizeof(key));
     uint64_t now = now_ms_of(r);
     if (keylen == 0)
-        return 1; /* cannot happen with bounded parts; never block a request on it */
+        return FICUS_CONTINUE; /* cannot happen with bounded parts; never block a request on it */
 
     if (r->worker->redis == NULL) {
         /* embedded store: per instance */
@@ -695,15 +695,15 @@ static int decide(rl_req_t *rr, const policy_t *p)
         note_headers(rr, p, (int64_t)d.remaining, d.reset_us / 1000);
         if (d.allowed) {
             count(p, r, RESULT_ALLOWED);
-            return 1;
+            return FICUS_CONTINUE;
         }
         if (p->dry_run) {
             count(p, r, RESULT_DRY_RUN_LIMITED);
-            return 1;
+            return FICUS_CONTINUE;
         }
         count(p, r, RESULT_LIMITED);
         respond_429(rr, p, d.retry_after_us / 1000);
-        return 0;
+        return FICUS_RESPONDED;
     }
 
     rl_entry_t *e = entry_get(key, keylen, hash_bytes(key, keylen), now);
@@ -712,11 +712,11 @@ static int decide(rl_req_t *rr, const policy_t *p)
         note_headers(rr, p, 0, e->reset_ms_at > now ? e->reset_ms_at - now : 0);
         if (p->dry_run) {
             count(p, r, RESULT_DRY_RUN_LIMITED);
-            return 1;
+            return FICUS_CONTINUE;
         }
         count(p, r, RESULT_LIMITED);
         respond_429(rr, p, e->deny_until_ms - now);
-        return 0;
+        return FICUS_RESPONDED;
     }
     if (e != NULL && e->tokens != 0 && e->lease_expires_ms > now) {
         --e->tokens;
@@ -728,7 +728,7 @@ static int decide(rl_req_t *rr, const policy_t *p)
         if (e->cmd == NULL && e->lease_size >= 4 && e->tokens <= e->lease_size / 2 && e->remaining >= (int64_t)e->lease_size &&
             ficus_redis_is_available(r->worker->redis))
             start_lease(e, p, r);
-        return 1;
+        return FICUS_CONTINUE;
     }
     if (!ficus_redis_is_available(r->worker->redis) || e == NULL)
         return store_error(rr, p, key, keylen, "unavailable");
@@ -745,20 +745,20 @@ static int decide(rl_req_t *rr, const policy_t *p)
     ficus_counter_add(&p->stats->waits[r->worker->index], 1);
     if (e->cmd == NULL)
         start_lease(e, p, r);
-    return -1;
+    return FICUS_PAUSE;
 }
 
-/* Runs the remaining policies; returns 1 when all allowed, 0 responded, -1 waiting. */
-static int run_policies(rl_req_t *rr)
+/* Runs the remaining policies: CONTINUE when all allowed, RESPONDED, or PAUSE (waiting). */
+static ficus_status_t run_policies(rl_req_t *rr)
 {
     while (rr->next < rr->conf->num_policies) {
-        int rc = decide(rr, rr->conf->policies[rr->next]);
-        if (rc != 1)
-            return rc;
+        ficus_status_t st = decide(rr, rr->conf->policies[rr->next]);
+        if (st != FICUS_CONTINUE)
+            return st;
         ++rr->next;
     }
     add_headers(rr);
-    return 1;
+    return FICUS_CONTINUE;
 }
 
 typedef struct st_lease_ctx_t {
@@ -780,7 +780,7 @@ static void wake(rl_entry_t *e, const char *err)
         ficus_req_t *r = rr->req;
         const policy_t *p = rr->conf->policies[rr->next];
         uint64_t now = now_ms_of(r);
-        int rc;
+        ficus_status_t st;
         if (err == NULL && e->tokens == 0 && e->deny_until_ms <= now) {
             /* the bucket had tokens but this lease was smaller than the crowd: lease again for those left */
             if (e->cmd == NULL) {
@@ -794,30 +794,30 @@ static void wake(rl_entry_t *e, const char *err)
         --e->num_waiters;
         rr->waiting_on = NULL;
         if (err != NULL) {
-            rc = store_error(rr, p, e->key, e->keylen, err);
+            st = store_error(rr, p, e->key, e->keylen, err);
         } else if (e->tokens != 0 && e->deny_until_ms <= now) {
             --e->tokens;
             note_headers(rr, p, lease_remaining(e), e->reset_ms_at > now ? e->reset_ms_at - now : 0);
             count(p, r, RESULT_ALLOWED);
-            rc = 1;
+            st = FICUS_CONTINUE;
         } else {
             note_headers(rr, p, 0, e->reset_ms_at > now ? e->reset_ms_at - now : 0);
             if (p->dry_run) {
                 count(p, r, RESULT_DRY_RUN_LIMITED);
-                rc = 1;
+                st = FICUS_CONTINUE;
             } else {
                 count(p, r, RESULT_LIMITED);
                 respond_429(rr, p, e->deny_until_ms - now);
-                rc = 0;
+                st = FICUS_RESPONDED;
             }
         }
-        if (rc == 1) {
+        if (st == FICUS_CONTINUE) {
             ++rr->next;
-            rc = run_policies(rr);
+            st = run_policies(rr);
         }
-        if (rc == 1)
+        if (st == FICUS_CONTINUE)
             ficus_req_resume(r);
-        /* rc == 0: responded; rc == -1: now waiting on another key */
+        /* RESPONDED: answered; PAUSE: now waiting on another key */
     }
 }
 
@@ -912,14 +912,7 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *r)
     memset(rr, 0, sizeof(*rr));
     rr->req = r;
     rr->conf = conf;
-    switch (run_policies(rr)) {
-    case 1:
-        return FICUS_CONTINUE;
-    case 0:
-        return FICUS_RESPONDED;
-    default:
-        return FICUS_PAUSE;
-    }
+    return run_policies(rr);
 }
 
 /* ---- metrics ---- */

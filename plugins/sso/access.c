@@ -81,36 +81,32 @@ static void forward_identity(const sso_route_t *rc, ficus_req_t *r, json_t *sess
         r->claims = json_incref(claims);
 }
 
-/* The session is valid for this request: authorize and continue (resume when paused). */
-void sso_session_ok(sso_pending_t *p, json_t *session, int paused)
+/* The session is valid for this request: authorize (RESPONDED with 403 when outside the route's groups) and hand the
+ * identity on (CONTINUE). */
+ficus_status_t sso_session_ok(sso_pending_t *p, json_t *session)
 {
     ficus_req_t *r = p->r;
     if (!authorized(p->rc, json_object_get(session, "claims"))) {
         r->error = "sso_forbidden";
         ficus_req_respond_error(r, 403, "forbidden");
-        return;
+        return FICUS_RESPONDED;
     }
     forward_identity(p->rc, r, session);
-    if (paused)
-        ficus_req_resume(r);
+    return FICUS_CONTINUE;
 }
 
-/* Decides what a looked-up session needs: 1 = go on now, 0 = handled (responded or refresh started). */
-int sso_check_session(sso_pending_t *p, json_t *session, int paused)
+ficus_status_t sso_check_session(sso_pending_t *p, json_t *session)
 {
     const sso_global_t *g = p->g;
     double now = sso_unix_now();
     double expires = json_number_value(json_object_get(session, "expires"));
-    if (expires != 0 && now >= expires) {
-        sso_start_login(g, p->r);
-        return 0;
-    }
+    if (expires != 0 && now >= expires)
+        return sso_start_login(g, p->r);
     double at_exp = json_number_value(json_object_get(session, "at_exp"));
     int has_refresh = json_is_string(json_object_get(session, "refresh_token"));
     if (g->store_redis && has_refresh && at_exp != 0 && (at_exp - now) * 1000 < (double)g->refresh_before_ms) {
         p->session = json_incref(session);
-        sso_start_refresh(p);
-        return 0;
+        return sso_start_refresh(p);
     }
     /* touch for the idle timeout, at most every idle/10 */
     double touched = json_number_value(json_object_get(session, "touched"));
@@ -118,8 +114,7 @@ int sso_check_session(sso_pending_t *p, json_t *session, int paused)
         json_object_set_new(session, "touched", json_real(now));
         sso_store_session(p->r->worker, g, p->session_id, session, 1);
     }
-    sso_session_ok(p, session, paused);
-    return 1;
+    return sso_session_ok(p, session);
 }
 
 ficus_status_t sso_on_request(void *_rc, ficus_req_t *r)
@@ -127,45 +122,36 @@ ficus_status_t sso_on_request(void *_rc, ficus_req_t *r)
     sso_route_t *rc = _rc;
     const sso_global_t *g = rc->g;
     h2o_iovec_t cookie = sso_get_cookie(r->h2o, g->cookie_name);
-    if (cookie.base == NULL || cookie.len == 0 || cookie.len > MAX_COOKIE) {
-        sso_start_login(g, r);
-        return FICUS_RESPONDED;
-    }
+    if (cookie.base == NULL || cookie.len == 0 || cookie.len > MAX_COOKIE)
+        return sso_start_login(g, r);
     if (!g->store_redis) {
         size_t len;
         uint8_t *plain = ficus_unseal(&g->keys, "ficus-sso-session", cookie.base, cookie.len, &len);
         json_t *session = plain != NULL ? json_loadb((char *)plain, len, 0, NULL) : NULL;
         free(plain);
-        if (session == NULL) {
-            sso_start_login(g, r); /* tampered, or sealed with a retired key */
-            return FICUS_RESPONDED;
-        }
+        if (session == NULL)
+            return sso_start_login(g, r); /* tampered, or sealed with a retired key */
         sso_pending_t p = {.r = r, .g = g, .rc = rc};
-        int rc2 = sso_check_session(&p, session, 0);
+        ficus_status_t st = sso_check_session(&p, session); /* no refresh with this store: never PAUSE */
         json_decref(session);
-        return rc2 == 1 ? FICUS_CONTINUE : FICUS_RESPONDED;
+        return st;
     }
     for (size_t i = 0; i != cookie.len; ++i)
-        if (!(isalnum((unsigned char)cookie.base[i]) || cookie.base[i] == '-' || cookie.base[i] == '_')) {
-            sso_start_login(g, r);
-            return FICUS_RESPONDED;
-        }
+        if (!(isalnum((unsigned char)cookie.base[i]) || cookie.base[i] == '-' || cookie.base[i] == '_'))
+            return sso_start_login(g, r);
     sso_pending_t *p = sso_pending_new(r, g, rc);
     p->session_id = strndup(cookie.base, cookie.len);
     json_t *cached = sso_cache_get(p->session_id, h2o_now(r->worker->loop), g->cache_ttl_ms);
     if (cached != NULL) {
         json_incref(cached);
-        int rc2 = sso_check_session(p, cached, 0);
+        ficus_status_t st = sso_check_session(p, cached);
         json_decref(cached);
-        if (rc2 == 1)
-            return FICUS_CONTINUE;
-        return r->_responded ? FICUS_RESPONDED : FICUS_PAUSE;
+        return st;
     }
     if (r->worker->redis == NULL) {
         r->error = "sso_session_store_unavailable";
         ficus_req_respond_error(r, 503, "session_store_unavailable");
         return FICUS_RESPONDED;
     }
-    sso_lookup_session(p);
-    return FICUS_PAUSE;
+    return sso_lookup_session(p);
 }

@@ -88,7 +88,7 @@ static void on_lookup(void *data, redisReply *reply, const char *err)
             sso_start_login(p->g, r); /* unknown, expired or deleted (logout): a new login */
         } else {
             json_t *copy = json_deep_copy(session); /* each request may update its own (touch, refresh) */
-            sso_check_session(p, copy, 1);
+            sso_finish(p, sso_check_session(p, copy));
             json_decref(copy);
         }
     }
@@ -99,7 +99,7 @@ static void on_lookup(void *data, redisReply *reply, const char *err)
 }
 
 /* Looks the session up in Redis for p, sharing a lookup already in flight for the same id. */
-void sso_lookup_session(sso_pending_t *p)
+ficus_status_t sso_lookup_session(sso_pending_t *p)
 {
     session_lookup_t *l = find_lookup(p->session_id);
     if (l == NULL) {
@@ -113,4 +113,5 @@ void sso_lookup_session(sso_pending_t *p)
         sso_redis_cmd(p->r, on_lookup, l, 2, argv); /* never cancelled: its answer serves whoever still waits */
     }
     h2o_linklist_insert(&l->waiters, &p->lookup_link);
+    return FICUS_PAUSE;
 }

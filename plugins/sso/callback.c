@@ -9,10 +9,10 @@
 #include "ficus/worker.h"
 #include "sso.h"
 
-static void callback_fail(ficus_req_t *r, const sso_global_t *g, int status, const char *code, const char *message)
+static ficus_status_t callback_fail(ficus_req_t *r, const sso_global_t *g, int status, const char *code, const char *message)
 {
     sso_add_set_cookie(r, g->flow_cookie_name, "", 0);
-    sso_respond_html(r, status, code, message);
+    return sso_respond_html(r, status, code, message);
 }
 
 static void on_code_token(void *data, const char *errstr, const ficus_fetch_response_t *res)
@@ -120,7 +120,8 @@ static void on_code_token(void *data, const char *errstr, const ficus_fetch_resp
     sso_redirect(r, url);
 }
 
-static void exchange_code(sso_pending_t *p, const char *code)
+/* PAUSE (the token call runs) or RESPONDED */
+static ficus_status_t exchange_code(sso_pending_t *p, const char *code)
 {
     char *form, *origin = sso_origin_of(p->g, p->r);
     size_t len;
@@ -138,8 +139,9 @@ static void exchange_code(sso_pending_t *p, const char *code)
     OPENSSL_cleanse(form, len);
     free(form);
     if (rc != 0)
-        callback_fail(p->r, p->g, 503, "sso_provider_unavailable",
-                      "The identity provider cannot be reached yet. Please try again.");
+        return callback_fail(p->r, p->g, 503, "sso_provider_unavailable",
+                             "The identity provider cannot be reached yet. Please try again.");
+    return FICUS_PAUSE;
 }
 
 static void on_state_used(void *data, redisReply *reply, const char *err)
@@ -154,7 +156,7 @@ static void on_state_used(void *data, redisReply *reply, const char *err)
         callback_fail(p->r, p->g, 400, "sso_state_replayed", "This sign-in link was already used. Please sign in again.");
         return;
     }
-    exchange_code(p, p->code);
+    sso_finish(p, exchange_code(p, p->code));
 }
 
 ficus_status_t sso_on_callback(const sso_global_t *g, ficus_req_t *r)
@@ -174,16 +176,16 @@ ficus_status_t sso_on_callback(const sso_global_t *g, ficus_req_t *r)
         free(plain);
     }
     const char *want_state = json_string_value(json_object_get(flow, "state"));
-    ficus_status_t ret = FICUS_RESPONDED;
+    ficus_status_t ret;
     if (error != NULL) {
-        callback_fail(r, g, 401, "sso_provider_error", "Sign-in was cancelled or refused by the identity provider.");
+        ret = callback_fail(r, g, 401, "sso_provider_error", "Sign-in was cancelled or refused by the identity provider.");
     } else if (flow == NULL || state == NULL || want_state == NULL || strlen(state) != strlen(want_state) ||
                CRYPTO_memcmp(state, want_state, strlen(state)) != 0) {
-        callback_fail(r, g, 400, "sso_bad_state", "This sign-in link is invalid or expired. Please sign in again.");
+        ret = callback_fail(r, g, 400, "sso_bad_state", "This sign-in link is invalid or expired. Please sign in again.");
     } else if (json_number_value(json_object_get(flow, "exp")) < sso_unix_now()) {
-        callback_fail(r, g, 400, "sso_flow_expired", "This sign-in took too long. Please sign in again.");
+        ret = callback_fail(r, g, 400, "sso_flow_expired", "This sign-in took too long. Please sign in again.");
     } else if (code == NULL || strlen(code) > 2048) {
-        callback_fail(r, g, 400, "sso_no_code", "Sign-in failed: no authorization code.");
+        ret = callback_fail(r, g, 400, "sso_no_code", "Sign-in failed: no authorization code.");
     } else {
         sso_pending_t *p = sso_pending_new(r, g, NULL);
         p->flow = json_incref(flow);
@@ -197,7 +199,7 @@ ficus_status_t sso_on_callback(const sso_global_t *g, ficus_req_t *r)
             const char *argv[] = {"SET", key, "1", "NX", "PX", px};
             p->cmd = sso_redis_cmd(r, on_state_used, p, 6, argv);
         } else {
-            exchange_code(p, code);
+            ret = exchange_code(p, code);
         }
     }
     if (flow != NULL)

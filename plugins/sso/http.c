@@ -102,7 +102,7 @@ void sso_add_set_cookie(ficus_req_t *r, const char *name, const char *value, lon
     free(buf);
 }
 
-void sso_respond_html(ficus_req_t *r, int status, const char *code, const char *message)
+ficus_status_t sso_respond_html(ficus_req_t *r, int status, const char *code, const char *message)
 {
     char body[512];
     int n = snprintf(body, sizeof(body),
@@ -113,15 +113,17 @@ void sso_respond_html(ficus_req_t *r, int status, const char *code, const char *
     if (r->error == NULL)
         r->error = code;
     ficus_req_respond(r, status, "text/html; charset=utf-8", h2o_iovec_init(body, n));
+    return FICUS_RESPONDED;
 }
 
-void sso_redirect(ficus_req_t *r, const char *location)
+ficus_status_t sso_redirect(ficus_req_t *r, const char *location)
 {
     h2o_req_t *req = r->h2o;
     size_t len = strlen(location);
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, h2o_strdup(&req->pool, location, len).base, len, 1);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     ficus_req_respond(r, 302, NULL, h2o_iovec_init("", 0));
+    return FICUS_RESPONDED;
 }
 
 const char *sso_endpoint(const sso_global_t *g, ficus_req_t *r, int which)

@@ -36,7 +36,7 @@ static int is_navigation(h2o_req_t *req)
     return 1;
 }
 
-void sso_start_login(const sso_global_t *g, ficus_req_t *r)
+ficus_status_t sso_start_login(const sso_global_t *g, ficus_req_t *r)
 {
     h2o_req_t *req = r->h2o;
     if (!is_navigation(req)) {
@@ -44,14 +44,12 @@ void sso_start_login(const sso_global_t *g, ficus_req_t *r)
         if (r->error == NULL)
             r->error = "sso_login_required";
         ficus_req_respond_error(r, 401, "login_required");
-        return;
+        return FICUS_RESPONDED;
     }
     const char *authz = sso_endpoint(g, r, 0);
-    if (authz == NULL) {
-        sso_respond_html(r, 503, "sso_provider_unavailable",
-                         "The identity provider cannot be reached yet. Please try again shortly.");
-        return;
-    }
+    if (authz == NULL)
+        return sso_respond_html(r, 503, "sso_provider_unavailable",
+                                "The identity provider cannot be reached yet. Please try again shortly.");
     char *state = sso_random_token(24), *nonce = sso_random_token(24), *verifier = sso_random_token(48),
          *challenge = pkce_challenge(verifier);
     /* the original URL: this request's path and query (same origin by construction) */
@@ -88,4 +86,5 @@ void sso_start_login(const sso_global_t *g, ficus_req_t *r)
     free(nonce);
     free(verifier);
     free(challenge);
+    return FICUS_RESPONDED;
 }

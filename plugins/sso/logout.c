@@ -8,7 +8,7 @@
 #include "ficus/worker.h"
 #include "sso.h"
 
-static void finish_logout(sso_pending_t *p, const char *id_token)
+static ficus_status_t finish_logout(sso_pending_t *p, const char *id_token)
 {
     ficus_req_t *r = p->r;
     const sso_global_t *g = p->g;
@@ -39,6 +39,7 @@ static void finish_logout(sso_pending_t *p, const char *id_token)
     }
     free(origin);
     free(origin_slash);
+    return FICUS_RESPONDED;
 }
 
 static void on_logout_get(void *data, redisReply *reply, const char *err)
@@ -58,13 +59,10 @@ ficus_status_t sso_on_logout(const sso_global_t *g, ficus_req_t *r)
     if (g->store_redis && cookie.base != NULL && cookie.len != 0 && cookie.len <= 128 && r->worker->redis != NULL) {
         p->session_id = strndup(cookie.base, cookie.len);
         for (char *c = p->session_id; *c != '\0'; ++c)
-            if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_')) {
-                finish_logout(p, NULL);
-                return FICUS_RESPONDED;
-            }
+            if (!(isalnum((unsigned char)*c) || *c == '-' || *c == '_'))
+                return finish_logout(p, NULL);
         sso_get_session(p, on_logout_get);
         return FICUS_PAUSE;
     }
-    finish_logout(p, NULL);
-    return FICUS_RESPONDED;
+    return finish_logout(p, NULL);
 }

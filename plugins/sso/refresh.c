@@ -16,13 +16,14 @@ static void release_lock(ficus_req_t *r, const char *id);
 static void on_renew_lock(h2o_timeout_entry_t *entry);
 static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_response_t *res);
 
-void sso_start_refresh(sso_pending_t *p)
+ficus_status_t sso_start_refresh(sso_pending_t *p)
 {
     char key[128], px[32];
     sso_session_key(key, sizeof(key), "l", p->session_id);
     snprintf(px, sizeof(px), "%llu", (unsigned long long)(p->g->token_timeout_ms + 5000));
     const char *argv[] = {"SET", key, "1", "NX", "PX", px};
     p->cmd = sso_redis_cmd(p->r, on_lock, p, 6, argv);
+    return FICUS_PAUSE;
 }
 
 static void on_session_reget(void *data, redisReply *reply, const char *err)
@@ -37,7 +38,7 @@ static void on_session_reget(void *data, redisReply *reply, const char *err)
     double at_exp = json_number_value(json_object_get(session, "at_exp"));
     if (at_exp > sso_unix_now()) {
         sso_cache_put(p->session_id, session, h2o_now(p->r->worker->loop));
-        sso_session_ok(p, session, 1);
+        sso_finish(p, sso_session_ok(p, session));
         json_decref(session);
         return;
     }
@@ -66,7 +67,7 @@ static void on_lock(void *data, redisReply *reply, const char *err)
     if (!acquired) {
         /* someone else refreshes (or Redis is unhappy): go on while the token is valid, else wait for theirs */
         if (at_exp > sso_unix_now() || err != NULL) {
-            sso_session_ok(p, p->session, 1);
+            sso_finish(p, sso_session_ok(p, p->session));
             return;
         }
         p->wait.cb = on_wait_tick;
@@ -86,7 +87,7 @@ static void on_locked_session(void *data, redisReply *reply, const char *err)
     if (session == NULL) {
         release_lock(p->r, p->session_id);
         if (err != NULL) {
-            sso_session_ok(p, p->session, 1); /* store trouble: go on with what we have */
+            sso_finish(p, sso_session_ok(p, p->session)); /* store trouble: go on with what we have */
         } else {
             sso_start_login(p->g, p->r); /* deleted meanwhile (logout) */
         }
@@ -98,7 +99,7 @@ static void on_locked_session(void *data, redisReply *reply, const char *err)
     if ((at_exp - sso_unix_now()) * 1000 >= (double)p->g->refresh_before_ms) {
         release_lock(p->r, p->session_id);
         sso_cache_put(p->session_id, session, h2o_now(p->r->worker->loop));
-        sso_session_ok(p, session, 1);
+        sso_finish(p, sso_session_ok(p, session));
         return;
     }
     char *form;
@@ -112,7 +113,7 @@ static void on_locked_session(void *data, redisReply *reply, const char *err)
     free(form);
     if (rc != 0) {
         release_lock(p->r, p->session_id);
-        sso_session_ok(p, p->session, 1);
+        sso_finish(p, sso_session_ok(p, p->session));
         return;
     }
     p->renew.cb = on_renew_lock;
@@ -157,7 +158,7 @@ static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_r
         json_decref(doc);
         release_lock(r, p->session_id);
         if (json_number_value(json_object_get(p->session, "at_exp")) > sso_unix_now()) {
-            sso_session_ok(p, p->session, 1);
+            sso_finish(p, sso_session_ok(p, p->session));
         } else {
             r->error = "sso_refresh_failed";
             ficus_req_respond_error(r, 502, "identity_provider_unavailable");
@@ -186,5 +187,5 @@ static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_r
     sso_store_session(r->worker, p->g, p->session_id, p->session, 0);
     release_lock(r, p->session_id); /* after the SET: the connection runs them in order */
     sso_cache_put(p->session_id, p->session, h2o_now(r->worker->loop));
-    sso_session_ok(p, p->session, 1);
+    sso_finish(p, sso_session_ok(p, p->session));
 }

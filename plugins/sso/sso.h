@@ -86,9 +86,9 @@ h2o_iovec_t sso_get_cookie(h2o_req_t *req, const char *name);
 /** Adds a Set-Cookie with ficus's attributes; max_age < 0: a session cookie. */
 void sso_add_set_cookie(ficus_req_t *r, const char *name, const char *value, long max_age);
 /** The sign-in error page (no-store), `code` as the log reason. */
-void sso_respond_html(ficus_req_t *r, int status, const char *code, const char *message);
+ficus_status_t sso_respond_html(ficus_req_t *r, int status, const char *code, const char *message);
 /** 302 to `location` (no-store). */
-void sso_redirect(ficus_req_t *r, const char *location);
+ficus_status_t sso_redirect(ficus_req_t *r, const char *location);
 /** The provider's endpoint: which 0 = authorization, 1 = token, 2 = end_session; NULL when not known (yet). */
 const char *sso_endpoint(const sso_global_t *g, ficus_req_t *r, int which);
 
@@ -103,11 +103,14 @@ void sso_dispose(void *_rc);
 int sso_on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **out);
 
 /* ---- login.c ---- */
-/** Answers an unauthenticated request: the 302 to the provider (navigations) or 401 login_required. */
-void sso_start_login(const sso_global_t *g, ficus_req_t *r);
+/** Answers an unauthenticated request: the 302 to the provider (navigations) or 401 login_required. RESPONDED. */
+ficus_status_t sso_start_login(const sso_global_t *g, ficus_req_t *r);
 
 /* ---- store.c ---- */
 sso_pending_t *sso_pending_new(ficus_req_t *r, const sso_global_t *g, const sso_route_t *rc);
+/** Ends the async step of a paused request with the status of what it did next: CONTINUE resumes the request,
+ * RESPONDED (answered) and PAUSE (more async work started) leave it as it is. */
+void sso_finish(sso_pending_t *p, ficus_status_t status);
 /** "ficus:sso:<prefix>:{<id>}" */
 void sso_session_key(char *buf, size_t cap, const char *prefix, const char *id);
 ficus_redis_cmd_t *sso_redis_cmd(ficus_req_t *r, ficus_redis_cb cb, void *data, int argc, const char **argv);
@@ -124,20 +127,22 @@ void sso_delete_session(ficus_worker_t *w, const char *id);
 json_t *sso_cache_get(const char *id, uint64_t now, uint64_t ttl);
 /** Caches session (a new reference; NULL drops the entry). */
 void sso_cache_put(const char *id, json_t *session, uint64_t now);
-/** Looks the session up in Redis for p, sharing a lookup already in flight for the same id. */
-void sso_lookup_session(sso_pending_t *p);
+/** Looks the session up in Redis for p, sharing a lookup already in flight for the same id. PAUSE. */
+ficus_status_t sso_lookup_session(sso_pending_t *p);
 
 /* ---- token.c ---- */
 /** POSTs `form` (+ client authentication) to the token endpoint; 0 when started (cb is then called), -1 if not. */
 int sso_post_token(sso_pending_t *p, const char *form, ficus_fetch_cb cb);
 
 /* ---- refresh.c ---- */
-/** Takes the session's refresh lock and refreshes p->session (see refresh.c). */
-void sso_start_refresh(sso_pending_t *p);
+/** Takes the session's refresh lock and refreshes p->session (see refresh.c). PAUSE. */
+ficus_status_t sso_start_refresh(sso_pending_t *p);
 
 /* ---- access.c ---- */
-void sso_session_ok(sso_pending_t *p, json_t *session, int paused);
-int sso_check_session(sso_pending_t *p, json_t *session, int paused);
+/** Authorizes the session for p's route and forwards the identity: CONTINUE, or RESPONDED (403). */
+ficus_status_t sso_session_ok(sso_pending_t *p, json_t *session);
+/** What a found session needs: CONTINUE (valid), RESPONDED (expired: a new login, or 403), PAUSE (refresh started). */
+ficus_status_t sso_check_session(sso_pending_t *p, json_t *session);
 ficus_status_t sso_on_request(void *_rc, ficus_req_t *r);
 
 /* ---- callback.c, logout.c, backchannel.c: pre-route endpoints ---- */

@@ -39,6 +39,12 @@ sso_pending_t *sso_pending_new(ficus_req_t *r, const sso_global_t *g, const sso_
     return p;
 }
 
+void sso_finish(sso_pending_t *p, ficus_status_t status)
+{
+    if (status == FICUS_CONTINUE)
+        ficus_req_resume(p->r);
+}
+
 void sso_session_key(char *buf, size_t cap, const char *prefix, const char *id)
 {
     snprintf(buf, cap, "ficus:sso:%s:{%s}", prefix, id);

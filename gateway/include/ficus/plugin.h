@@ -12,6 +12,12 @@
  *   callback); when the client goes away the pool is cleared and that dispose MUST cancel the pending work, so no
  *   callback ever touches a freed request (Envoy's onDestroy rule).
  * - ficus_req_resume() always continues on a later tick of the loop, never inside the caller.
+ * - The status is the only value that says whether a plugin answered: a helper that may send a response returns the
+ *   status too (never a private int meaning "responded"); ficus_req_responded() is there for the rare code that must
+ *   ask. The core checks the status against what the plugin did after every phase function (on_request and
+ *   on_pre_route), and checks resume / respond misuse; a violation is logged, counted
+ *   (ficus_plugin_contract_violations_total{plugin}) and answered 500 when nothing was sent (ficus/contract.h),
+ *   never an abort.
  * on_response runs just before the response head is sent, for every response of the route (proxied, redirect,
  * direct, or a local error), and may edit req->h2o->res.headers. */
 #ifndef ficus__plugin_h

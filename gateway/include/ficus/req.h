@@ -45,9 +45,13 @@ struct st_ficus_req_t {
     int _responded; /* a response head was started */
     int _completed; /* the final body chunk was handed to H2O */
     int _paused;
+    const ficus_plugin_t *_blame; /* the plugin running, or the one that paused the request (contract accounting) */
     h2o_timeout_entry_t _resume;
 };
 
+/** Nonzero once a response (local or proxied) was started for this request: what a plugin asks instead of reading
+ * private fields, e.g. after a helper that may have answered. */
+int ficus_req_responded(const ficus_req_t *req);
 /** Continues a paused request with the next plugin (or the route's action) on a later loop tick. */
 void ficus_req_resume(ficus_req_t *req);
 /** Sends a local JSON error reply {"error":"<code>"} with `status`, and records code as the log reason. */
