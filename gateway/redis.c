@@ -16,8 +16,6 @@
 #include "ficus/redis_ev.h"
 #include "ficus/redis_sentinel.h"
 
-ficus_redis_stats_slot_t ficus_redis_stats[FICUS_MAX_WORKERS];
-
 struct st_ficus_redis_t {
     h2o_loop_t *loop;
     ficus_redis_conf_t conf; /* a copy of the scalar settings (strings borrowed from nothing: see create) */
@@ -26,6 +24,7 @@ struct st_ficus_redis_t {
     redisAsyncContext *ac;
     ficus_redis_ev_t ev;              /* ac on the loop (gateway/redis_ev.c) */
     char label[200];                  /* the server, for log lines */
+    ficus_redis_node_stats_t *node;   /* the server's own series (gateway/redis_metrics.c), or NULL */
     ficus_redis_cluster_t *cluster;   /* cluster mode: commands are routed to the nodes' own clients (nothing else here is used) */
     ficus_redis_sentinel_t *sentinel; /* sentinel mode: tells which server is the master (host is NULL until then) */
     int role_checked;                 /* sentinel mode: the server said ROLE master on this connection */
@@ -110,6 +109,21 @@ static void set_gauge(ficus_redis_t *r, uint64_t *gauge, uint64_t v)
         __atomic_store_n(gauge, v, __ATOMIC_RELAXED);
 }
 
+static void set_connected(ficus_redis_t *r, uint64_t v)
+{
+    set_gauge(r, &ficus_redis_stats[r->worker].connected, v);
+    if (r->node != NULL)
+        __atomic_store_n(&r->node->slots[r->worker].connected, v, __ATOMIC_RELAXED);
+}
+
+/* Adds to one of the worker's totals and to the same counter of the server's own series. */
+#define COUNT(r, field, n)                                                                                                         \
+    do {                                                                                                                           \
+        ficus_counter_add(&ficus_redis_stats[(r)->worker].field, (n));                                                             \
+        if ((r)->node != NULL)                                                                                                     \
+            ficus_counter_add(&(r)->node->slots[(r)->worker].field, (n));                                                          \
+    } while (0)
+
 static void record_failure(ficus_redis_t *r, const char *what)
 {
     if (++r->consecutive_failures >= r->conf.breaker_failures && r->breaker_open_until_ms <= h2o_now(r->loop)) {
@@ -127,7 +141,7 @@ static void on_cmd_timeout(h2o_timeout_entry_t *entry)
 {
     ficus_redis_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(ficus_redis_cmd_t, timer, entry);
     ficus_redis_t *r = cmd->r;
-    ficus_counter_add(&ficus_redis_stats[r->worker].timeouts, 1);
+    COUNT(r, timeouts, 1);
     if (cmd->is_probe)
         r->breaker_probe_in_flight = 0;
     if (!cmd->delivered) {
@@ -161,7 +175,7 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
     if (reply != NULL) {
         r->consecutive_failures = 0;
         set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 0);
-        ficus_counter_add(&ficus_redis_stats[r->worker].latency_sum_us, ficus_mono_us() - cmd->sent_at_us);
+        COUNT(r, latency_sum_us, ficus_mono_us() - cmd->sent_at_us);
     }
     if (!cmd->delivered && is_noscript(reply) && cmd->script != NULL && !r->destroyed) {
         /* the script cache was emptied (restart, SCRIPT FLUSH): send the source once, transparently */
@@ -190,12 +204,12 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
     if (!cmd->delivered) {
         if (reply == NULL) {
             /* the connection went down with the command in flight: deliver on the next tick, never inside hiredis */
-            ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
+            COUNT(r, errors, 1);
             defer_error(cmd, "disconnected");
             return;
         }
         if (reply->type == REDIS_REPLY_ERROR) {
-            ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
+            COUNT(r, errors, 1);
             if (is_readonly(reply))
                 lost_master(r); /* a replica now (sentinel mode): find the new master */
         }
@@ -244,7 +258,7 @@ static ficus_redis_cmd_t *start(ficus_redis_t *r, ficus_redis_cb cb, void *data,
     cmd->cb = cb;
     cmd->data = data;
     ++r->num_cmds;
-    ficus_counter_add(&ficus_redis_stats[r->worker].commands, 1);
+    COUNT(r, commands, 1);
     uint64_t now = h2o_now(r->loop);
     int breaker_open = r->breaker_open_until_ms > now;
     if (!breaker_open && r->consecutive_failures >= r->conf.breaker_failures) {
@@ -360,7 +374,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         h2o_timeout_unlink(&r->connect_entry);
     if (status != REDIS_OK) {
         ficus_warn("redis %s: connect failed: %s", r->label, ac->errstr);
-        ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
+        COUNT(r, errors, 1);
         /* hiredis frees the context after this callback */
         r->ac = NULL;
         schedule_reconnect(r);
@@ -372,7 +386,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (r->sentinel != NULL)
         return; /* usable once ROLE said master (on_role) */
     r->connected = 1;
-    set_gauge(r, &ficus_redis_stats[r->worker].connected, 1);
+    set_connected(r, 1);
     ficus_info("redis %s: connected (worker %u)", r->label, r->worker);
 }
 
@@ -392,7 +406,7 @@ static void lost_master(ficus_redis_t *r)
     if (r->sentinel == NULL || r->destroyed || h2o_timeout_is_linked(&r->lost_master_entry))
         return;
     r->connected = 0;
-    set_gauge(r, &ficus_redis_stats[r->worker].connected, 0);
+    set_connected(r, 0);
     r->lost_master_entry.cb = on_lost_master;
     h2o_timeout_link(r->loop, &r->zero_timeout, &r->lost_master_entry);
 }
@@ -407,7 +421,7 @@ static void on_role(redisAsyncContext *ac, void *_reply, void *privdata)
         strcmp(reply->element[0]->str, "master") == 0) {
         r->role_checked = 1;
         r->connected = 1;
-        set_gauge(r, &ficus_redis_stats[r->worker].connected, 1);
+        set_connected(r, 1);
         ficus_info("redis %s: connected, ROLE master (worker %u)", r->label, r->worker);
         return;
     }
@@ -447,6 +461,11 @@ static void on_master(void *data, const char *ip, int port)
         ficus_fatal("no memory");
     r->conf.port = port;
     set_label(r);
+    if (r->node != NULL)
+        __atomic_store_n(&r->node->slots[r->worker].connected, 0, __ATOMIC_RELAXED);
+    char node[INET6_ADDRSTRLEN + 8];
+    snprintf(node, sizeof(node), strchr(ip, ':') != NULL ? "[%s]:%d" : "%s:%d", ip, port);
+    r->node = ficus_redis_node_stats(node);
     if (is_switch) {
         ficus_counter_add(&ficus_redis_stats[r->worker].failovers, 1);
         ficus_warn("redis failover (worker %u): the master is now %s, was %s", r->worker, r->label, old);
@@ -476,7 +495,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         ficus_warn("redis %s: disconnected%s%s", r->label, status != REDIS_OK ? ": " : "", status != REDIS_OK ? ac->errstr : "");
     r->connected = 0;
     r->ac = NULL;
-    set_gauge(r, &ficus_redis_stats[r->worker].connected, 0);
+    set_connected(r, 0);
     if (!r->destroyed) {
         schedule_reconnect(r);
         if (r->sentinel != NULL)
@@ -509,7 +528,7 @@ static void connect_now(ficus_redis_t *r)
     redisAsyncContext *ac = r->unix_path != NULL ? redisAsyncConnectUnix(r->unix_path) : redisAsyncConnect(r->host, r->conf.port);
     if (ac == NULL || ac->err) {
         ficus_warn("redis %s: cannot connect: %s", r->label, ac != NULL ? ac->errstr : "no memory");
-        ficus_counter_add(&ficus_redis_stats[r->worker].errors, 1);
+        COUNT(r, errors, 1);
         if (ac != NULL)
             redisAsyncFree(ac);
         schedule_reconnect(r);
@@ -553,7 +572,7 @@ static void disconnect(ficus_redis_t *r, const char *why)
         ficus_warn("redis %s: dropping the connection: %s", r->label, why);
     r->ac = NULL;
     r->connected = 0;
-    set_gauge(r, &ficus_redis_stats[r->worker].connected, 0);
+    set_connected(r, 0);
     /* answers every pending command with NULL (→ "disconnected", delivered on the next tick) */
     redisAsyncFree(ac);
     if (!r->destroyed)
@@ -597,6 +616,8 @@ ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *co
     h2o_timeout_link(loop, &r->tick_timeout, &r->tick_entry);
     if (conf->sentinel.master != NULL)
         r->sentinel = ficus_redis_sentinel_create(loop, conf, worker_index, on_master, r);
+    else
+        r->node = ficus_redis_node_stats(conf->address);
     set_label(r);
     connect_now(r);
     return r;
@@ -686,93 +707,4 @@ void ficus_redis_destroy(ficus_redis_t *r)
     }
     disconnect(r, "client destroyed");
     maybe_free_client(r);
-}
-
-/* ---- metrics ---- */
-
-void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers)
-{
-    uint64_t commands = 0, errors = 0, timeouts = 0, unavailable = 0, reconnects = 0, latency = 0, opens = 0, connected = 0,
-             breaker_open = 0, failovers = 0;
-    for (unsigned w = 0; w != num_workers; ++w) {
-        ficus_redis_stats_slot_t *s = ficus_redis_stats + w;
-        commands += ficus_counter_get(&s->commands);
-        errors += ficus_counter_get(&s->errors);
-        timeouts += ficus_counter_get(&s->timeouts);
-        unavailable += ficus_counter_get(&s->unavailable);
-        reconnects += ficus_counter_get(&s->reconnects);
-        latency += ficus_counter_get(&s->latency_sum_us);
-        opens += ficus_counter_get(&s->breaker_opens);
-        breaker_open += ficus_counter_get(&s->breaker_open);
-        connected += ficus_counter_get(&s->connected);
-        failovers += ficus_counter_get(&s->failovers);
-    }
-    char master[64];
-    size_t master_len = ficus_redis_sentinel_last_master(master, sizeof(master));
-    size_t cap = 3800 + master_len;
-    char *buf = h2o_mem_alloc_pool(pool, cap);
-    int n = snprintf(
-        buf, cap,
-        "# HELP ficus_redis_commands_total Redis commands (round trips) issued.\n# TYPE ficus_redis_commands_total counter\n"
-        "ficus_redis_commands_total %llu\n"
-        "# HELP ficus_redis_errors_total Redis error replies and dropped connections.\n# TYPE ficus_redis_errors_total counter\n"
-        "ficus_redis_errors_total %llu\n"
-        "# HELP ficus_redis_timeouts_total Redis commands past command_timeout.\n# TYPE ficus_redis_timeouts_total counter\n"
-        "ficus_redis_timeouts_total %llu\n"
-        "# HELP ficus_redis_unavailable_total Commands refused locally (not connected, circuit open, too many pending).\n"
-        "# TYPE ficus_redis_unavailable_total counter\nficus_redis_unavailable_total %llu\n"
-        "# HELP ficus_redis_connects_total Connection attempts.\n# TYPE ficus_redis_connects_total counter\n"
-        "ficus_redis_connects_total %llu\n"
-        "# HELP ficus_redis_latency_seconds_sum Sum of Redis round-trip times of answered commands.\n"
-        "# TYPE ficus_redis_latency_seconds_sum counter\nficus_redis_latency_seconds_sum %.6f\n"
-        "# HELP ficus_redis_breaker_opens_total Times the Redis circuit breaker opened.\n"
-        "# TYPE ficus_redis_breaker_opens_total counter\nficus_redis_breaker_opens_total %llu\n"
-        "# HELP ficus_redis_connected_workers Workers with a live Redis connection.\n"
-        "# TYPE ficus_redis_connected_workers gauge\nficus_redis_connected_workers %llu\n"
-        "# HELP ficus_redis_breaker_open_workers Workers whose Redis circuit is open (or half-open).\n"
-        "# TYPE ficus_redis_breaker_open_workers gauge\nficus_redis_breaker_open_workers %llu\n"
-        "# HELP ficus_redis_failovers_total Switches of a worker's connection to a new master named by the sentinels.\n"
-        "# TYPE ficus_redis_failovers_total counter\nficus_redis_failovers_total %llu\n",
-        (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts, (unsigned long long)unavailable,
-        (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens, (unsigned long long)connected,
-        (unsigned long long)breaker_open, (unsigned long long)failovers);
-    h2o_iovec_t cl;
-    ficus_redis_cluster_render_metrics(pool, &cl, num_workers);
-    if ((size_t)n + cl.len < cap) {
-        memcpy(buf + n, cl.base, cl.len);
-        n += (int)cl.len;
-    }
-    if (master_len != 0)
-        n += snprintf(buf + n, cap - n,
-                      "# HELP ficus_redis_master The master the sentinels named last (sentinel mode).\n"
-                      "# TYPE ficus_redis_master gauge\nficus_redis_master{node=\"%s\"} 1\n",
-                      master);
-    *out = h2o_iovec_init(buf, n);
-}
-
-void ficus_redis_render_readyz(h2o_mem_pool_t *pool, const ficus_redis_conf_t *conf, unsigned num_workers, h2o_iovec_t *out)
-{
-    uint64_t connected = 0, breaker_open = 0;
-    for (unsigned w = 0; w != num_workers; ++w) {
-        connected += ficus_counter_get(&ficus_redis_stats[w].connected);
-        breaker_open += ficus_counter_get(&ficus_redis_stats[w].breaker_open);
-    }
-    char master[64] = "";
-    if (conf->sentinel.master != NULL)
-        ficus_redis_sentinel_last_master(master, sizeof(master));
-    size_t cap = 256 + strlen(conf->address) + (conf->sentinel.master != NULL ? strlen(conf->sentinel.master) : 0);
-    char *buf = h2o_mem_alloc_pool(pool, cap);
-    int n;
-    if (conf->cluster.num_seeds != 0)
-        n = snprintf(buf, cap, "{\"mode\":\"cluster\",\"masters\":%zu,\"connected_workers\":%llu,\"breaker_open_workers\":%llu}",
-                     ficus_redis_cluster_num_masters(), (unsigned long long)connected, (unsigned long long)breaker_open);
-    else if (conf->sentinel.master != NULL)
-        n = snprintf(buf, cap,
-                     "{\"mode\":\"sentinel\",\"master_name\":\"%s\",\"master\":\"%s\",\"connected_workers\":%llu,"
-                     "\"breaker_open_workers\":%llu}",
-                     conf->sentinel.master, master, (unsigned long long)connected, (unsigned long long)breaker_open);
-    else
-        n = snprintf(buf, cap, "{\"mode\":\"single\",\"address\":\"%s\",\"connected_workers\":%llu,\"breaker_open_workers\":%llu}",
-                     conf->address, (unsigned long long)connected, (unsigned long long)breaker_open);
-    *out = h2o_iovec_init(buf, (size_t)n < cap ? (size_t)n : cap - 1);
 }

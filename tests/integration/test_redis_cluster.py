@@ -125,6 +125,10 @@ def test_cluster_spread_migration_reshard_and_failover(ficus_factory, cluster):
             assert 20 <= ok <= 20 + int(el * 20) + 2, f"user-{i}: {ok} of 25 allowed ({el:.2f}s): not from Redis"
     for node in cluster.masters():
         assert node.client().dbsize() > 0, f"no rate-limit key on master {node.addr}"
+    m = fx.metrics()
+    for node in cluster.masters():  # each master has its own series, and was used
+        assert (m.get("ficus_redis_node_commands_total", node=node.addr) or 0) > 0, node.addr
+        assert m.get("ficus_redis_node_connected_workers", node=node.addr) == 2, node.addr
 
     key_slot = slot_of("ficus:rl:{cls:bg}")
     traffic = Traffic(fx, ["/cls", "/opn"], interval=0.02)

@@ -182,6 +182,11 @@ def test_sentinel_failover_and_master_killed(ficus_factory, sentinel_setup):
 
     m = fx.metrics()
     assert m.sum("ficus_redis_failovers_total") - failovers0 >= 4, "each worker followed two switches"
+    # per-node series: both servers were used as master; the killed one is not connected any more
+    assert (m.get("ficus_redis_node_commands_total", node=replica.addr) or 0) > 0
+    assert (m.get("ficus_redis_node_commands_total", node=master.addr) or 0) > 0
+    assert m.get("ficus_redis_node_connected_workers", node=master.addr) == 2
+    assert m.get("ficus_redis_node_connected_workers", node=replica.addr) == 0
     assert len(re.findall(r"redis failover \(worker \d\): the master is now", fx.stderr())) >= 4
     # nothing hung; the open policy always served; the closed one failed only with the documented store error
     for path, recs in traffic.records.items():

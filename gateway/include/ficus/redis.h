@@ -63,6 +63,23 @@ typedef struct st_ficus_redis_stats_slot_t {
 
 extern ficus_redis_stats_slot_t ficus_redis_stats[FICUS_MAX_WORKERS];
 
+#define FICUS_REDIS_MAX_NODE_STATS 64 /* servers with series of their own (ficus_redis_node_*{node}) */
+
+typedef struct st_ficus_redis_node_slot_t {
+    uint64_t commands, errors, timeouts, latency_sum_us;
+    uint64_t connected; /* gauge 0/1 */
+    char _pad[24];
+} ficus_redis_node_slot_t;
+
+typedef struct st_ficus_redis_node_stats_t {
+    char name[64]; /* the server's address */
+    ficus_redis_node_slot_t slots[FICUS_MAX_WORKERS];
+} ficus_redis_node_stats_t;
+
+/** The per-server series of `name` (an address), registered on first use (thread-safe; gateway/redis_metrics.c).
+ * NULL when the table is full. */
+ficus_redis_node_stats_t *ficus_redis_node_stats(const char *name);
+
 typedef struct st_ficus_redis_t ficus_redis_t;
 typedef struct st_ficus_redis_cmd_t ficus_redis_cmd_t;
 
@@ -107,7 +124,7 @@ void ficus_redis_cancel(ficus_redis_cmd_t *cmd);
 /** Computes script->sha1 from script->source. */
 void ficus_redis_script_init(ficus_redis_script_t *script);
 
-/** Prometheus text for the Redis client counters (appended to out). */
+/** Prometheus text for the Redis client counters, totals and per node (gateway/redis_metrics.c). */
 void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers);
 
 /** JSON object of the Redis state for /readyz: mode, server or master, workers connected, breakers open. */
