@@ -205,15 +205,39 @@ static int load_listener(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_l
     return 0;
 }
 
+/* server.paths: { merge_slashes: true|false, escaped_slashes: reject|decode|keep } (ficus/path.h) */
+static int load_paths(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_path_conf_t *out)
+{
+    static const ficus_path_conf_t defaults = FICUS_PATH_CONF_DEFAULT;
+    static const char *const modes[] = {"reject", "decode", "keep", NULL};
+    ficus_node_t *merge, *escaped;
+    int mode;
+    *out = defaults;
+    if (node == NULL)
+        return 0;
+    if (ficus_conf_mapping(cc, node, "", "merge_slashes:s,escaped_slashes:s", &merge, &escaped) != 0)
+        return -1;
+    if (merge != NULL && ficus_conf_bool(cc, merge, &out->merge_slashes) != 0)
+        return -1;
+    if (escaped != NULL) {
+        if (ficus_conf_enum(cc, escaped, modes, &mode) != 0)
+            return -1;
+        out->escaped_slashes = (ficus_escaped_slashes_t)mode;
+    }
+    return 0;
+}
+
 static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_config_t *config)
 {
     ficus_node_t *workers, *listen, *admin, *access_log, *log_level, *limits, *timeouts, *drain, *trusted, *http2, *rid_in_response,
-        *expose_upstream;
+        *expose_upstream, *paths;
     if (ficus_conf_mapping(cc, node, "listen:a",
                            "workers:s,admin:m,access_log:s,log_level:s,limits:m,timeouts:m,drain_timeout:s,trusted_proxies:a,"
-                           "http2:m,request_id_in_response:s,expose_upstream:s",
+                           "http2:m,request_id_in_response:s,expose_upstream:s,paths:m",
                            &listen, &workers, &admin, &access_log, &log_level, &limits, &timeouts, &drain, &trusted, &http2,
-                           &rid_in_response, &expose_upstream) != 0)
+                           &rid_in_response, &expose_upstream, &paths) != 0)
+        return -1;
+    if (load_paths(cc, paths, &config->server.paths) != 0)
         return -1;
     if (rid_in_response != NULL && ficus_conf_bool(cc, rid_in_response, &config->server.request_id_in_response) != 0)
         return -1;
@@ -406,6 +430,19 @@ static int load_match(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_rout
             return ficus_conf_error(cc, p, "path must start with '/' (got '%s')", p->data.scalar.value);
         if (strchr(p->data.scalar.value, '?') != NULL)
             return ficus_conf_error(cc, p, "path must not contain a query string");
+        /* requests are matched on their canonical path (ficus/path.h): a route path in any other form never matches */
+        char canon[FICUS_PATH_CANONICAL_CAP(4096)];
+        size_t clen;
+        ficus_path_error_t perr;
+        if (p->data.scalar.len > 4096)
+            return ficus_conf_error(cc, p, "path too long (max 4096 bytes)");
+        if ((perr = ficus_path_canonicalize(&cc->config->server.paths, p->data.scalar.value, p->data.scalar.len, canon, &clen)) !=
+            FICUS_PATH_OK)
+            return ficus_conf_error(cc, p, "path '%s' can never match: requests with it are refused (%s)", p->data.scalar.value,
+                                    ficus_path_error_code(perr));
+        if (!h2o_memis(canon, clen, p->data.scalar.value, p->data.scalar.len))
+            return ficus_conf_error(cc, p, "path '%s' is not in canonical form (write '%.*s': see server.paths)",
+                                    p->data.scalar.value, (int)clen, canon);
         m->path = h2o_strdup(NULL, p->data.scalar.value, p->data.scalar.len);
         m->path_is_prefix = p == path_prefix;
     }

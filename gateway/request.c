@@ -18,6 +18,7 @@
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 #include "ficus/plugin.h"
+#include "ficus/req_hygiene.h"
 #include "ficus/route.h"
 #include "ficus/traffic.h"
 #include "ficus/worker.h"
@@ -413,30 +414,6 @@ static void on_req_dispose(void *_r)
     ficus_wgen_release(r->wgen);
 }
 
-/* "/./", "/../" and a trailing "/." or "/.." (also percent-encoded): such paths are refused rather than normalised,
- * so that the path a route matched is exactly the path the upstream sees. */
-static int has_dot_segment(h2o_iovec_t path)
-{
-    size_t i = 0;
-    while (i < path.len) {
-        if (path.base[i++] != '/')
-            continue;
-        size_t dots = 0, j = i;
-        while (j < path.len) {
-            if (path.base[j] == '.') {
-                ++dots, ++j;
-            } else if (j + 2 < path.len && path.base[j] == '%' && path.base[j + 1] == '2' && (path.base[j + 2] | 0x20) == 'e') {
-                ++dots, j += 3;
-            } else {
-                break;
-            }
-        }
-        if ((dots == 1 || dots == 2) && (j == path.len || path.base[j] == '/'))
-            return 1;
-    }
-    return 0;
-}
-
 static size_t header_bytes(const h2o_req_t *req)
 {
     size_t total = req->authority.len + req->path.len;
@@ -465,6 +442,13 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     ficus_counter_add(&ficus_worker_stats[w->index].inflight, 1);
     r->request_id = make_request_id(req);
 
+    /* one canonical path and a checked authority for everything below (ficus/req_hygiene.h) */
+    const char *bad = ficus_req_hygiene(r);
+    if (bad != NULL) {
+        ficus_req_respond_error(r, 400, bad);
+        return 0;
+    }
+
     if (lc->redirect_https_port != 0) {
         h2o_iovec_t host = host_without_port(req->authority);
         if (host.len == 0) {
@@ -487,11 +471,6 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (req->entity.base != NULL && req->entity.len > r->config->server.max_body_bytes) {
         ficus_req_respond_error(r, 413, "body_too_large");
-        return 0;
-    }
-    h2o_iovec_t path = path_without_query(req);
-    if (path.len == 0 || path.base[0] != '/' || has_dot_segment(path)) {
-        ficus_req_respond_error(r, 400, "bad_path");
         return 0;
     }
 

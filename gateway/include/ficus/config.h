@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include "ficus/conf.h"
 #include "ficus/metrics.h"
+#include "ficus/path.h"
 #include "ficus/upstream/types.h"
 #include "h2o.h"
 
@@ -135,6 +136,7 @@ typedef struct st_ficus_config_t {
         uint64_t h2_max_resets;
         uint64_t h2_reset_window_ms;
         int expose_upstream;        /* add x-ficus-upstream (the upstream that answered) to responses */
+        ficus_path_conf_t paths;    /* server.paths: how request paths are canonicalized (ficus/path.h) */
         int request_id_in_response; /* echo X-Request-Id to the client (off by default: on HTTP/2 a unique value per
                                        response is an HPACK table insertion in H2O, ~5 % CPU per request) */
     } server;
