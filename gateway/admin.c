@@ -40,12 +40,14 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
                      "ficus_config_reloads_total{result=\"failure\"} %llu\n"
                      "# HELP ficus_config_generation Generation number of the configuration in use.\n"
                      "# TYPE ficus_config_generation gauge\nficus_config_generation %llu\n"
+                     "# HELP ficus_config_last_reload_successful Whether the last reload succeeded (1 until one fails).\n"
+                     "# TYPE ficus_config_last_reload_successful gauge\nficus_config_last_reload_successful %d\n"
                      "# HELP ficus_config_loaded_timestamp_seconds When the configuration in use was loaded.\n"
                      "# TYPE ficus_config_loaded_timestamp_seconds gauge\nficus_config_loaded_timestamp_seconds %.3f\n"
                      "# HELP ficus_build_info Build information.\n# TYPE ficus_build_info gauge\n"
                      "ficus_build_info{version=\"%s\",h2o=\"%s\",openssl=\"%s\"} 1\n",
                      (unsigned long long)ficus_metrics_reloads_success, (unsigned long long)ficus_metrics_reloads_failure,
-                     (unsigned long long)s->generation, s->running->loaded_at, FICUS_VERSION, H2O_VERSION,
+                     (unsigned long long)s->generation, s->last_reload_ok, s->running->loaded_at, FICUS_VERSION, H2O_VERSION,
                      OpenSSL_version(OPENSSL_VERSION));
     h2o_iovec_t parts[4 + FICUS_MAX_PLUGINS];
     size_t nparts = 0, total = 0;

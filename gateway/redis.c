@@ -176,6 +176,7 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
         r->consecutive_failures = 0;
         set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 0);
         COUNT(r, latency_sum_us, ficus_mono_us() - cmd->sent_at_us);
+        COUNT(r, replies, 1);
     }
     if (!cmd->delivered && is_noscript(reply) && cmd->script != NULL && !r->destroyed) {
         /* the script cache was emptied (restart, SCRIPT FLUSH): send the source once, transparently */

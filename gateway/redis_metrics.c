@@ -60,10 +60,10 @@ static void render_nodes(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_wo
         {"ficus_redis_node_commands_total", "counter", "Redis commands sent to this server."},
         {"ficus_redis_node_errors_total", "counter", "Error replies and dropped connections of this server."},
         {"ficus_redis_node_timeouts_total", "counter", "Commands to this server past command_timeout."},
-        {"ficus_redis_node_latency_seconds_sum", "counter", "Sum of this server's round-trip times of answered commands."},
+        {"ficus_redis_node_latency_seconds", "summary", "Round-trip times of this server's answered commands."},
         {"ficus_redis_node_connected_workers", "gauge", "Workers with a usable connection to this server."},
     };
-    size_t nodes = __atomic_load_n(&num_node_stats, __ATOMIC_ACQUIRE), cap = 1024 + nodes * 5 * 256, len = 0;
+    size_t nodes = __atomic_load_n(&num_node_stats, __ATOMIC_ACQUIRE), cap = 1024 + nodes * 6 * 256, len = 0;
     char *buf = h2o_mem_alloc_pool(pool, cap);
     for (size_t k = 0; k != sizeof(series) / sizeof(series[0]); ++k) {
         if (nodes == 0)
@@ -82,9 +82,13 @@ static void render_nodes(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_wo
             }
             char label[2 * sizeof(node_stats[i].name)];
             label_escape(label, node_stats[i].name);
-            if (k == 3)
-                len += snprintf(buf + len, cap - len, "%s{node=\"%s\"} %.6f\n", series[k].name, label, v / 1e6);
-            else
+            if (k == 3) {
+                uint64_t count = 0;
+                for (unsigned w = 0; w != num_workers; ++w)
+                    count += ficus_counter_get(&node_stats[i].slots[w].replies);
+                len += snprintf(buf + len, cap - len, "%s_sum{node=\"%s\"} %.6f\n%s_count{node=\"%s\"} %llu\n", series[k].name,
+                                label, v / 1e6, series[k].name, label, (unsigned long long)count);
+            } else
                 len += snprintf(buf + len, cap - len, "%s{node=\"%s\"} %llu\n", series[k].name, label, (unsigned long long)v);
         }
     }
@@ -93,8 +97,8 @@ static void render_nodes(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_wo
 
 void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers)
 {
-    uint64_t commands = 0, errors = 0, timeouts = 0, unavailable = 0, reconnects = 0, latency = 0, opens = 0, connected = 0,
-             breaker_open = 0, failovers = 0;
+    uint64_t commands = 0, errors = 0, timeouts = 0, unavailable = 0, reconnects = 0, latency = 0, replies = 0, opens = 0,
+             connected = 0, breaker_open = 0, failovers = 0;
     for (unsigned w = 0; w != num_workers; ++w) {
         ficus_redis_stats_slot_t *s = ficus_redis_stats + w;
         commands += ficus_counter_get(&s->commands);
@@ -103,6 +107,7 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         unavailable += ficus_counter_get(&s->unavailable);
         reconnects += ficus_counter_get(&s->reconnects);
         latency += ficus_counter_get(&s->latency_sum_us);
+        replies += ficus_counter_get(&s->replies);
         opens += ficus_counter_get(&s->breaker_opens);
         breaker_open += ficus_counter_get(&s->breaker_open);
         connected += ficus_counter_get(&s->connected);
@@ -110,7 +115,7 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
     }
     char master[64];
     size_t master_len = ficus_redis_sentinel_last_master(master, sizeof(master));
-    size_t cap = 3800 + master_len;
+    size_t cap = 3800 + 128 /* latency summary: _count */ + master_len;
     char *buf = h2o_mem_alloc_pool(pool, cap);
     int n = snprintf(
         buf, cap,
@@ -124,8 +129,9 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         "# TYPE ficus_redis_unavailable_total counter\nficus_redis_unavailable_total %llu\n"
         "# HELP ficus_redis_connects_total Connection attempts.\n# TYPE ficus_redis_connects_total counter\n"
         "ficus_redis_connects_total %llu\n"
-        "# HELP ficus_redis_latency_seconds_sum Sum of Redis round-trip times of answered commands.\n"
-        "# TYPE ficus_redis_latency_seconds_sum counter\nficus_redis_latency_seconds_sum %.6f\n"
+        "# HELP ficus_redis_latency_seconds Redis round-trip times of answered commands.\n"
+        "# TYPE ficus_redis_latency_seconds summary\nficus_redis_latency_seconds_sum %.6f\n"
+        "ficus_redis_latency_seconds_count %llu\n"
         "# HELP ficus_redis_breaker_opens_total Times the Redis circuit breaker opened.\n"
         "# TYPE ficus_redis_breaker_opens_total counter\nficus_redis_breaker_opens_total %llu\n"
         "# HELP ficus_redis_connected_workers Workers with a live Redis connection.\n"
@@ -135,8 +141,8 @@ void ficus_redis_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned
         "# HELP ficus_redis_failovers_total Switches of a worker's connection to a new master named by the sentinels.\n"
         "# TYPE ficus_redis_failovers_total counter\nficus_redis_failovers_total %llu\n",
         (unsigned long long)commands, (unsigned long long)errors, (unsigned long long)timeouts, (unsigned long long)unavailable,
-        (unsigned long long)reconnects, latency / 1e6, (unsigned long long)opens, (unsigned long long)connected,
-        (unsigned long long)breaker_open, (unsigned long long)failovers);
+        (unsigned long long)reconnects, latency / 1e6, (unsigned long long)replies, (unsigned long long)opens,
+        (unsigned long long)connected, (unsigned long long)breaker_open, (unsigned long long)failovers);
     h2o_iovec_t cl;
     ficus_redis_cluster_render_metrics(pool, &cl, num_workers);
     if ((size_t)n + cl.len < cap) {

@@ -55,6 +55,7 @@ typedef struct st_ficus_redis_conf_t {
 
 typedef struct st_ficus_redis_stats_slot_t {
     uint64_t commands, errors, timeouts, unavailable, reconnects, latency_sum_us, breaker_opens;
+    uint64_t replies;      /* answered commands (the count of latency_sum_us) */
     uint64_t failovers;    /* sentinel: switches to another master */
     uint64_t connected;    /* gauge 0/1 */
     uint64_t breaker_open; /* gauge 0/1: failures reached the threshold and no command succeeded since */
@@ -67,6 +68,7 @@ extern ficus_redis_stats_slot_t ficus_redis_stats[FICUS_MAX_WORKERS];
 
 typedef struct st_ficus_redis_node_slot_t {
     uint64_t commands, errors, timeouts, latency_sum_us;
+    uint64_t replies;   /* answered commands (the count of latency_sum_us) */
     uint64_t connected; /* gauge 0/1 */
     char _pad[24];
 } ficus_redis_node_slot_t;
