@@ -70,7 +70,7 @@ typedef struct st_ficus_redis_node_slot_t {
     uint64_t commands, errors, timeouts, latency_sum_us;
     uint64_t replies;   /* answered commands (the count of latency_sum_us) */
     uint64_t connected; /* gauge 0/1 */
-    char _pad[24];
+    char _pad[16];      /* one 64-byte line per worker */
 } ficus_redis_node_slot_t;
 
 typedef struct st_ficus_redis_node_stats_t {
