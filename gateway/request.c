@@ -269,9 +269,12 @@ static void run_action(ficus_req_t *r)
     case FICUS_ACTION_REDIRECT:
         do_redirect(r);
         break;
-    case FICUS_ACTION_PROXY:
-        ficus_proxy_start(r, r->wgen->upstreams + ficus_traffic_choose(r)->index);
-        break;
+    case FICUS_ACTION_PROXY: {
+        const ficus_upstream_conf_t *upstream = ficus_traffic_choose(r);
+        if (route->traffic->mirror != NULL)
+            ficus_mirror_start(r);
+        ficus_proxy_start(r, r->wgen->upstreams + upstream->index);
+    } break;
     }
 }
 

@@ -17,6 +17,7 @@
 #include "ficus/log.h"
 #include "ficus/plugin.h"
 #include "ficus/redis.h"
+#include "ficus/traffic.h"
 #include "ficus/worker.h"
 
 __thread ficus_worker_t *ficus_current_worker;
@@ -345,6 +346,7 @@ static void *worker_main(void *arg)
     while (!w->exited)
         h2o_evloop_run(w->loop, INT32_MAX);
     ficus_access_log_flush(&w->access_log);
+    ficus_mirror_worker_exit(); /* mirrored copies still in flight (gateway/mirror.c) */
     dispose_timeouts(w);
     return NULL;
 }

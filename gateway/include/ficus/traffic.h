@@ -14,6 +14,7 @@
 #include "ficus/split.h"
 
 typedef struct st_ficus_req_t ficus_req_t;
+typedef struct st_ficus_mirror_t ficus_mirror_t;
 
 typedef enum enum_ficus_split_key_kind_t {
     FICUS_SPLIT_KEY_CLAIM = 0, /* claim:NAME, from the verified identity (jwt / sso) */
@@ -116,11 +117,13 @@ typedef struct st_ficus_fallback_stats_t {
 typedef struct st_ficus_mirror_stats_slot_t {
     uint64_t results[FICUS_MIRROR__COUNT];
     uint64_t compare[FICUS_COMPARE__COUNT];
+    uint64_t inflight; /* copies of this worker in flight now (a gauge; the max_inflight bound) */
     char _pad[64];
 } ficus_mirror_stats_slot_t;
 
 typedef struct st_ficus_mirror_stats_t {
     char *route;
+    uint64_t last_log_s; /* when a mismatch of this route was last logged (any worker; atomic) */
     ficus_mirror_stats_slot_t slots[FICUS_MAX_WORKERS];
 } ficus_mirror_stats_t;
 
@@ -177,6 +180,17 @@ void ficus_traffic_before_response(ficus_req_t *req);
 h2o_iovec_t ficus_cookie_strip(h2o_mem_pool_t *pool, h2o_iovec_t value, const char *name, size_t name_len);
 /** Whether `value` names one of the split's targets; the index, or SIZE_MAX. */
 size_t ficus_split_target_by_name(const ficus_split_conf_t *split, const char *value, size_t len);
+
+/* ---- mirroring (gateway/mirror.c) ---- */
+
+/** Sends the mirrored copy of a request of a route with `mirror:` (or counts why not), without waiting. */
+void ficus_mirror_start(ficus_req_t *req);
+/** The primary's response body as it is sent to the client (only when req->traffic.mirror is set). */
+void ficus_mirror_on_primary_body(ficus_req_t *req, const h2o_iovec_t *bufs, size_t n);
+/** The request ends (req->traffic.mirror set): hands the primary's result to the comparison and detaches. */
+void ficus_mirror_on_request_end(ficus_req_t *req);
+/** At worker thread end: cancels and frees the copies still in flight. */
+void ficus_mirror_worker_exit(void);
 
 /* ---- metrics (gateway/traffic_metrics.c) ---- */
 
