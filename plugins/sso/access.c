@@ -102,9 +102,7 @@ ficus_status_t sso_check_session(sso_pending_t *p, json_t *session)
     double expires = json_number_value(json_object_get(session, "expires"));
     if (expires != 0 && now >= expires)
         return sso_start_login(g, p->r);
-    double at_exp = json_number_value(json_object_get(session, "at_exp"));
-    int has_refresh = json_is_string(json_object_get(session, "refresh_token"));
-    if (g->store_redis && has_refresh && at_exp != 0 && (at_exp - now) * 1000 < (double)g->refresh_before_ms) {
+    if (g->store_redis && sso_refresh_due(g, session, now)) {
         p->session = json_incref(session);
         return sso_start_refresh(p);
     }

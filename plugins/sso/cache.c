@@ -1,6 +1,8 @@
 /* sso: the per-worker session cache and coalesced lookups. A fixed table of SESSION_CACHE_SLOTS entries per worker
  * thread (no locks) keeps sessions read from Redis for cache_ttl; requests for a session whose entry is missing or stale
- * share one GET in flight instead of sending their own (no stampede on Redis when a popular session's entry expires). */
+ * share one GET in flight instead of sending their own (no stampede on Redis when a popular session's entry expires).
+ * A lookup that fails (command timeout, reconnect) is asked again up to MAX_LOOKUP_RETRIES times LOOKUP_RETRY_MS apart
+ * before the request gets 503 session_store_unavailable. */
 #include <stdlib.h>
 #include <string.h>
 #include "ficus/log.h"
@@ -68,6 +70,15 @@ static session_lookup_t *find_lookup(const char *id)
     return NULL;
 }
 
+#define MAX_LOOKUP_RETRIES 2
+#define LOOKUP_RETRY_MS 50
+
+static void on_lookup_retry(h2o_timeout_entry_t *entry)
+{
+    sso_pending_t *p = H2O_STRUCT_FROM_MEMBER(sso_pending_t, wait, entry);
+    sso_lookup_session(p);
+}
+
 static void on_lookup(void *data, redisReply *reply, const char *err)
 {
     session_lookup_t *l = data;
@@ -80,7 +91,12 @@ static void on_lookup(void *data, redisReply *reply, const char *err)
         sso_pending_t *p = H2O_STRUCT_FROM_MEMBER(sso_pending_t, lookup_link, l->waiters.next);
         h2o_linklist_unlink(&p->lookup_link);
         ficus_req_t *r = p->r;
-        if (failed) {
+        if (failed && p->lookup_tries < MAX_LOOKUP_RETRIES) {
+            /* a command timeout or a reconnect is not an outage: ask again shortly (bounded) before a 503 */
+            ++p->lookup_tries;
+            p->wait.cb = on_lookup_retry;
+            h2o_timeout_link(r->worker->loop, ficus_worker_timeout(r->worker, LOOKUP_RETRY_MS), &p->wait);
+        } else if (failed) {
             r->error = "sso_session_store_unavailable";
             h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
             ficus_req_respond_error(r, 503, "session_store_unavailable");

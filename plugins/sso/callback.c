@@ -69,16 +69,7 @@ static void on_code_token(void *data, const char *errstr, const ficus_fetch_resp
     char *cookie_value = NULL;
     if (g->store_redis) {
         json_object_set_new(session, "id_token", json_string(id_token));
-        const char *at = json_string_value(json_object_get(doc, "access_token")),
-                   *rt = json_string_value(json_object_get(doc, "refresh_token"));
-        json_t *expires_in = json_object_get(doc, "expires_in");
-        if (at != NULL) {
-            json_object_set_new(session, "access_token", json_string(at));
-            json_object_set_new(session, "at_exp",
-                                json_real(now + (json_is_number(expires_in) ? json_number_value(expires_in) : 300)));
-        }
-        if (rt != NULL)
-            json_object_set_new(session, "refresh_token", json_string(rt));
+        sso_take_tokens(session, doc, now);
         cookie_value = sso_random_token(32);
         sso_store_session(r->worker, g, cookie_value, session, 0);
         const char *sid = json_string_value(json_object_get(claims, "sid"));

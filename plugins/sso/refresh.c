@@ -1,8 +1,16 @@
-/* sso: refreshing the access token under a lock (Redis store). When the access token expires within refresh_before,
- * one request takes the session's lock (SET NX PX lease, renewed every 2 s while the token call runs), reads the
+/* sso: refreshing the access token under a lock (Redis store).
+ *
+ * WHEN: a refresh is due once the access token expires within min(refresh_before, lifetime / 2), where lifetime is the
+ * token's expires_in when it was obtained ("at_ttl" in the session). The cap makes it exactly one refresh grant per
+ * token lifetime whatever the provider's TTL: a fresh token always has more than half its lifetime left, so it is not
+ * due again until half of it has passed. (Without the cap, a 30 s token under the 60 s default was due from birth:
+ * every request after a refresh refreshed again.)
+ * HOW: one request takes the session's lock (SET NX PX lease, renewed every 2 s while the token call runs), reads the
  * session again under it (a refresh token is never used twice: providers that rotate them revoke the whole grant) and
- * refreshes; the others go on with the still-valid token, or poll for the new one. A refresh the provider rejects
- * (invalid_grant) ends the session; a provider that is down keeps the session while its token is valid. */
+ * refreshes only if still due; the session's other requests go on with the current token while it is valid, or poll
+ * the record (every 100 ms, bounded by token_timeout + 5 s) for the new one. A transient Redis error while polling is
+ * retried within the same bound, never taken for a logout. A refresh the provider rejects (invalid_grant) ends the
+ * session; a provider that is down keeps the session while its token is valid. */
 #include <stdlib.h>
 #include <string.h>
 #include "ficus/log.h"
@@ -15,6 +23,39 @@ static void on_locked_session(void *data, redisReply *reply, const char *err);
 static void release_lock(ficus_req_t *r, const char *id);
 static void on_renew_lock(h2o_timeout_entry_t *entry);
 static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_response_t *res);
+
+int sso_refresh_due(const sso_global_t *g, json_t *session, double now)
+{
+    double at_exp = json_number_value(json_object_get(session, "at_exp")),
+           at_ttl = json_number_value(json_object_get(session, "at_ttl"));
+    if (at_exp == 0 || !json_is_string(json_object_get(session, "refresh_token")))
+        return 0;
+    double window_ms = (double)g->refresh_before_ms;
+    if (at_ttl > 0 && at_ttl * 1000 / 2 < window_ms)
+        window_ms = at_ttl * 1000 / 2;
+    return (at_exp - now) * 1000 < window_ms;
+}
+
+void sso_take_tokens(json_t *session, json_t *doc, double now)
+{
+    const char *at = json_string_value(json_object_get(doc, "access_token")),
+               *rt = json_string_value(json_object_get(doc, "refresh_token"));
+    json_t *expires_in = json_object_get(doc, "expires_in");
+    double ttl = json_is_number(expires_in) && json_number_value(expires_in) > 0 ? json_number_value(expires_in) : 300;
+    if (at != NULL) {
+        json_object_set_new(session, "access_token", json_string(at));
+        json_object_set_new(session, "at_exp", json_real(now + ttl));
+        json_object_set_new(session, "at_ttl", json_real(ttl));
+    }
+    if (rt != NULL)
+        json_object_set_new(session, "refresh_token", json_string(rt));
+}
+
+static void wait_for_refresh(sso_pending_t *p)
+{
+    p->wait.cb = on_wait_tick;
+    h2o_timeout_link(p->r->worker->loop, ficus_worker_timeout(p->r->worker, 100), &p->wait);
+}
 
 ficus_status_t sso_start_refresh(sso_pending_t *p)
 {
@@ -30,26 +71,27 @@ static void on_session_reget(void *data, redisReply *reply, const char *err)
 {
     sso_pending_t *p = data;
     p->cmd = NULL;
-    json_t *session = err == NULL && reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL) : NULL;
-    if (session == NULL) {
-        sso_start_login(p->g, p->r);
+    int failed = err != NULL || reply->type == REDIS_REPLY_ERROR;
+    json_t *session = !failed && reply->type == REDIS_REPLY_STRING ? json_loadb(reply->str, reply->len, 0, NULL) : NULL;
+    if (session == NULL && !failed) {
+        sso_start_login(p->g, p->r); /* deleted meanwhile (logout) */
         return;
     }
     double at_exp = json_number_value(json_object_get(session, "at_exp"));
-    if (at_exp > sso_unix_now()) {
+    if (session != NULL && at_exp > sso_unix_now()) {
         sso_cache_put(p->session_id, session, h2o_now(p->r->worker->loop));
         sso_finish(p, sso_session_ok(p, session));
         json_decref(session);
         return;
     }
-    json_decref(session);
+    if (session != NULL)
+        json_decref(session);
     if (++p->redis_tries > (int)(p->g->token_timeout_ms / 100) + 50) {
         p->r->error = "sso_refresh_wait_timeout";
         ficus_req_respond_error(p->r, 503, "session_refresh_unavailable");
         return;
     }
-    p->wait.cb = on_wait_tick;
-    h2o_timeout_link(p->r->worker->loop, ficus_worker_timeout(p->r->worker, 100), &p->wait);
+    wait_for_refresh(p);
 }
 
 static void on_wait_tick(h2o_timeout_entry_t *entry)
@@ -70,8 +112,7 @@ static void on_lock(void *data, redisReply *reply, const char *err)
             sso_finish(p, sso_session_ok(p, p->session));
             return;
         }
-        p->wait.cb = on_wait_tick;
-        h2o_timeout_link(p->r->worker->loop, ficus_worker_timeout(p->r->worker, 100), &p->wait);
+        wait_for_refresh(p);
         return;
     }
     /* the lock is ours: read the session again, another request may have refreshed it since we looked (a refresh
@@ -95,8 +136,7 @@ static void on_locked_session(void *data, redisReply *reply, const char *err)
     }
     json_decref(p->session);
     p->session = session;
-    double at_exp = json_number_value(json_object_get(session, "at_exp"));
-    if ((at_exp - sso_unix_now()) * 1000 >= (double)p->g->refresh_before_ms) {
+    if (!sso_refresh_due(p->g, session, sso_unix_now())) { /* refreshed meanwhile */
         release_lock(p->r, p->session_id);
         sso_cache_put(p->session_id, session, h2o_now(p->r->worker->loop));
         sso_finish(p, sso_session_ok(p, session));
@@ -176,13 +216,7 @@ static void on_refresh_token(void *data, const char *errstr, const ficus_fetch_r
         sso_start_login(p->g, r);
         return;
     }
-    json_object_set_new(p->session, "access_token", json_string(at));
-    const char *rt = json_string_value(json_object_get(doc, "refresh_token"));
-    if (rt != NULL)
-        json_object_set_new(p->session, "refresh_token", json_string(rt));
-    json_t *expires_in = json_object_get(doc, "expires_in");
-    json_object_set_new(p->session, "at_exp",
-                        json_real(sso_unix_now() + (json_is_number(expires_in) ? json_number_value(expires_in) : 300)));
+    sso_take_tokens(p->session, doc, sso_unix_now());
     json_decref(doc);
     sso_store_session(r->worker, p->g, p->session_id, p->session, 0);
     release_lock(r, p->session_id); /* after the SET: the connection runs them in order */

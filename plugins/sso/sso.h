@@ -65,7 +65,8 @@ struct st_sso_pending_t {
     json_t *flow;
     json_t *session;
     int step;
-    int redis_tries;
+    int redis_tries;  /* polls while another request refreshes */
+    int lookup_tries; /* session lookups retried after a Redis error */
     h2o_timeout_entry_t wait;
     h2o_timeout_entry_t renew;  /* renews the refresh lock's lease while the token call runs */
     h2o_linklist_t lookup_link; /* in a session_lookup_t's waiters */
@@ -135,6 +136,12 @@ ficus_status_t sso_lookup_session(sso_pending_t *p);
 int sso_post_token(sso_pending_t *p, const char *form, ficus_fetch_cb cb);
 
 /* ---- refresh.c ---- */
+/** Whether the session's access token is due for a refresh at `now`: it expires within min(refresh_before, half its
+ * lifetime) and there is a refresh token. */
+int sso_refresh_due(const sso_global_t *g, json_t *session, double now);
+/** Copies the tokens of a token endpoint answer into the session: access_token, at_exp, at_ttl (its lifetime,
+ * expires_in or 300 s), refresh_token when the provider sent one (rotation). */
+void sso_take_tokens(json_t *session, json_t *doc, double now);
 /** Takes the session's refresh lock and refreshes p->session (see refresh.c). PAUSE. */
 ficus_status_t sso_start_refresh(sso_pending_t *p);
 

@@ -10,6 +10,7 @@ import re
 import secrets
 import ssl
 import subprocess
+import threading
 import time
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -308,3 +309,56 @@ def logout_token_claims(op, client_id, sid=None, sub=None, **over):
 
 def query(url):
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a provider, a redis-server and a ficus of their own
+
+
+def sso_env(tmp_path, ficus_factory, certs, redis=True, client=None, **values):
+    """Starts an OidcProvider, a RedisServer (redis=True) and a ficus (2 workers) wired to them, and waits until SSO is
+    ready. client: "basic" | "post" (default: basic with Redis, post without). Returns (op, redis or None, fx); the
+    caller stops op and redis (ficus_factory stops ficus)."""
+    from conftest import free_port
+    from oidc_fixtures import OidcProvider
+    from redis_fixtures import RedisServer
+    port = free_port()
+    op = OidcProvider(tmp_path / "op", ficus_port=port, ca_file=certs.ca)
+    rs = RedisServer(tmp_path / "redis") if redis else None
+    c = getattr(op, client or ("basic" if redis else "post"))
+    fx = ficus_factory(sso_template(redis=redis), tls_port=port, **sso_values(tmp_path, op, rs, client=c, **values))
+    wait_sso_ready(fx, redis=redis)
+    return op, rs, fx
+
+
+def parallel_get(fx, session_id, paths, rounds=1):
+    """One thread and one keep-alive connection per path in PATHS (SO_REUSEPORT spreads connections over both
+    workers), started together behind a barrier; each sends ROUNDS navigations (GET, Accept: text/html) with the
+    session cookie SESSION_ID to its path (+ "/ROUND"). Returns [(status, body text or the upstream's x-user-email)],
+    one per request that got an answer, and the list of request exceptions (a dead ficus shows there)."""
+    results, errors = [], []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(paths))
+
+    def one(path):
+        with requests.Session() as s:
+            s.verify, s.trust_env = fx.certs.ca, False
+            barrier.wait(10 * SLOW)
+            for k in range(rounds):
+                try:
+                    r = s.get(f"https://localhost:{fx.tls_port}{path}/{k}", allow_redirects=False, timeout=20 * SLOW,
+                              headers={"Accept": "text/html", "Cookie": f"__Host-ficus={session_id}"})
+                except requests.RequestException as e:
+                    with lock:
+                        errors.append(repr(e))
+                    return
+                ok = r.status_code == 200 and r.headers.get("x-upstream") == "a"
+                with lock:
+                    results.append((r.status_code, r.json()["headers"].get("x-user-email") if ok else r.text.strip()[:200]))
+
+    threads = [threading.Thread(target=one, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60 * SLOW)
+    return results, errors

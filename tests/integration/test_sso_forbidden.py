@@ -12,32 +12,18 @@ getting 200 on the same route; afterwards ficus is alive and no plugin broke the
 import threading
 
 import pytest
-import requests
 
 from conftest import SLOW
-from oidc_fixtures import OidcProvider
-from conftest import free_port
-from redis_fixtures import RedisServer
-from sso_helpers import Browser, echo_json, sso_template, sso_values, wait_sso_ready
+from sso_helpers import Browser, echo_json, parallel_get, sso_env
 
 SESSION = "__Host-ficus"
 CONNECTIONS = 12
 ROUNDS = 5
 
 
-def start(tmp_path, ficus_factory, certs, store):
-    port = free_port()
-    op = OidcProvider(tmp_path / "op", ficus_port=port, ca_file=certs.ca)
-    rs = RedisServer(tmp_path / "redis") if store == "redis" else None
-    v = sso_values(tmp_path, op, rs, client=op.basic if rs else op.post, cache_ttl="5s")
-    fx = ficus_factory(sso_template(redis=rs is not None), tls_port=port, **v)
-    wait_sso_ready(fx, redis=rs is not None)
-    return op, rs, fx
-
-
 @pytest.mark.parametrize("store", ["cookie", "redis"])
 def test_users_outside_groups_get_403_and_ficus_keeps_serving(tmp_path, ficus_factory, certs, store):
-    op, rs, fx = start(tmp_path, ficus_factory, certs, store)
+    op, rs, fx = sso_env(tmp_path, ficus_factory, certs, redis=store == "redis", cache_ttl="5s")
     try:
         bob, alice = Browser(fx), Browser(fx)
         _, final = bob.login(op, "/admin/panel", user="bob")
@@ -45,32 +31,13 @@ def test_users_outside_groups_get_403_and_ficus_keeps_serving(tmp_path, ficus_fa
         _, final = alice.login(op, "/admin/panel", user="alice")
         assert echo_json(final)["headers"]["x-user-email"] == "alice@example.test"
 
-        results, errors = [], []
-        lock = threading.Lock()
-        barrier = threading.Barrier(CONNECTIONS)
-
-        def one(i):
-            with requests.Session() as s:  # one keep-alive connection: its requests stay on one worker
-                s.verify, s.trust_env = fx.certs.ca, False
-                barrier.wait(10 * SLOW)
-                for k in range(ROUNDS):
-                    try:
-                        r = s.get(bob.url(f"/admin/x/{i}/{k}"), allow_redirects=False, timeout=10 * SLOW,
-                                  headers={"Accept": "text/html", "Cookie": f"{SESSION}={bob.cookies[SESSION]}"})
-                        with lock:
-                            results.append((r.status_code, r.text.strip()))
-                    except requests.RequestException as e:
-                        with lock:
-                            errors.append(repr(e))
-                        return
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(CONNECTIONS)]
-        for t in threads:
-            t.start()
         # alice on the same route meanwhile, then after the burst
-        mid = alice.get("/admin/during")
-        for t in threads:
-            t.join(60 * SLOW)
+        mid = []
+        t = threading.Thread(target=lambda: mid.append(alice.get("/admin/during")))
+        t.start()
+        results, errors = parallel_get(fx, bob.cookies[SESSION], [f"/admin/x/{i}" for i in range(CONNECTIONS)], ROUNDS)
+        t.join(30 * SLOW)
+        mid = mid[0]
         assert not errors, f"{len(errors)} connections failed (ficus died?): {errors[:3]}\n{fx.stderr_tail(20)}"
         assert fx.crash_report() is None, f"{fx.crash_report()}\n{fx.stderr_tail(20)}"
         assert results == [(403, '{"error":"forbidden"}')] * (CONNECTIONS * ROUNDS), results[:5]
