@@ -14,6 +14,7 @@
 #include "ficus/clock.h"
 #include "ficus/log.h"
 #include "ficus/tls.h"
+#include "ficus/tls_tickets.h"
 
 /* retired TLS confs waiting for the sockets accepted with them to start (or time out) their handshakes */
 static pthread_mutex_t graveyard_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -144,9 +145,10 @@ Error:
 
 int ficus_tls_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tls_conf_t **out)
 {
-    ficus_node_t *certificates, *min_version, *hsts;
+    ficus_node_t *certificates, *min_version, *hsts, *session_tickets, *ticket_keys;
     pthread_once(&ex_data_once, init_ex_data);
-    if (ficus_conf_mapping(cc, node, "certificates:a", "min_version:s,hsts:s", &certificates, &min_version, &hsts) != 0)
+    if (ficus_conf_mapping(cc, node, "certificates:a", "min_version:s,hsts:s,session_tickets:s,session_ticket_keys:a",
+                           &certificates, &min_version, &hsts, &session_tickets, &ticket_keys) != 0)
         return -1;
     if (certificates->data.sequence.size == 0)
         return ficus_conf_error(cc, certificates, "`certificates` needs at least one {cert, key}");
@@ -165,6 +167,15 @@ int ficus_tls_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tl
     if (tls == NULL || (tls->certs = calloc(certificates->data.sequence.size, sizeof(*tls->certs))) == NULL)
         ficus_fatal("no memory");
     *out = tls;
+    tls->session_tickets = 1;
+    if (session_tickets != NULL && ficus_conf_bool(cc, session_tickets, &tls->session_tickets) != 0)
+        return -1;
+    if (ticket_keys != NULL) {
+        if (!tls->session_tickets)
+            return ficus_conf_error(cc, ticket_keys, "`session_ticket_keys` with `session_tickets: false`");
+        if (ficus_tls_tickets_load(cc, ticket_keys, &tls->ticket_keys) != 0)
+            return -1;
+    }
     if (hsts != NULL) {
         uint64_t ms;
         if (ficus_conf_duration(cc, hsts, 0, (uint64_t)2 * 365 * 86400 * 1000, &ms) != 0)
@@ -183,6 +194,12 @@ int ficus_tls_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tl
             return -1;
         tls->num_certs = i + 1;
         SSL_CTX_set_ex_data(tls->certs[i].ssl_ctx, ex_data_index, tls);
+        if (tls->session_tickets) {
+            ficus_tls_tickets_attach(tls->certs[i].ssl_ctx, tls->ticket_keys);
+        } else {
+            SSL_CTX_set_options(tls->certs[i].ssl_ctx, SSL_OP_NO_TICKET);
+            SSL_CTX_set_num_tickets(tls->certs[i].ssl_ctx, 0);
+        }
         SSL_CTX_set_tlsext_servername_callback(tls->certs[i].ssl_ctx, on_servername);
     }
     tls->ssl_ctx = tls->certs[0].ssl_ctx;
@@ -194,12 +211,14 @@ static void tls_conf_free(ficus_tls_conf_t *tls)
     for (size_t i = 0; i != tls->num_certs; ++i) {
         /* handshakes in flight hold their own reference to the context; the ex data pointer must not outlive tls */
         SSL_CTX_set_ex_data(tls->certs[i].ssl_ctx, ex_data_index, NULL);
+        ficus_tls_tickets_detach(tls->certs[i].ssl_ctx);
         SSL_CTX_free(tls->certs[i].ssl_ctx);
         for (size_t j = 0; j != tls->certs[i].num_names; ++j)
             free(tls->certs[i].names[j]);
         free(tls->certs[i].names);
     }
     free(tls->certs);
+    ficus_tls_tickets_free(tls->ticket_keys);
     free(tls->hsts_value.base);
     free(tls);
 }

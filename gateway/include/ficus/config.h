@@ -29,8 +29,10 @@ typedef struct st_ficus_tls_conf_t {
         char **names; /* DNS names (lowercase) from the certificate's SAN (or CN when no SAN) */
         size_t num_names;
     } * certs;
-    uint64_t hsts_max_age_s; /* 0 = no HSTS header */
-    h2o_iovec_t hsts_value;  /* "max-age=N", formatted at load (base NULL when none) */
+    uint64_t hsts_max_age_s;                        /* 0 = no HSTS header */
+    h2o_iovec_t hsts_value;                         /* "max-age=N", formatted at load (base NULL when none) */
+    int session_tickets;                            /* 0: no tickets (session_tickets: false) */
+    struct st_ficus_tls_ticket_keys_t *ticket_keys; /* from session_ticket_keys files; NULL: automatic keys */
 } ficus_tls_conf_t;
 
 typedef struct st_ficus_listener_conf_t {
