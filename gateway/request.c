@@ -272,7 +272,7 @@ static void run_action(ficus_req_t *r)
     case FICUS_ACTION_PROXY: {
         const ficus_upstream_conf_t *upstream = ficus_traffic_choose(r);
         if (route->traffic->mirror != NULL)
-            ficus_mirror_start(r);
+            ficus_traffic_mirror(r);
         ficus_proxy_start(r, r->wgen->upstreams + upstream->index);
     } break;
     }

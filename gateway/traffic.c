@@ -264,7 +264,7 @@ void ficus_traffic_before_response(ficus_req_t *r)
 void ficus_traffic_on_request_end(ficus_req_t *r)
 {
     if (r->traffic.mirror != NULL)
-        ficus_mirror_on_request_end(r);
+        ficus_traffic_mirror_end(r);
     /* the answer of the upstream the request ended on (a failed attempt before a fallback is counted by the fallback) */
     if (r->traffic.upstream == NULL)
         return;

@@ -14,7 +14,7 @@
 #include "ficus/worker.h"
 
 const char *const ficus_decision_names[FICUS_DECISION__COUNT] = {"route", "bucket", "sticky_cookie", "override", "fallback"};
-const char *const ficus_mirror_result_names[FICUS_MIRROR__COUNT] = {
+const char *const ficus_mirror_stat_names[FICUS_MIRROR_STAT__COUNT] = {
     "sent", "skipped_sample", "skipped_method", "skipped_body", "skipped_capacity", "error", "timeout"};
 const char *const ficus_compare_result_names[FICUS_COMPARE__COUNT] = {"match", "status_differs", "body_differs", "shadow_error",
                                                                       "shadow_timeout"};
@@ -176,9 +176,9 @@ void ficus_traffic_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsign
                               "# TYPE ficus_mirror_requests_total counter\n");
     for (size_t i = 0; i != mirrors.size; ++i) {
         ficus_mirror_stats_t *s = mirrors.entries[i];
-        for (int k = 0; k != FICUS_MIRROR__COUNT; ++k)
+        for (int k = 0; k != FICUS_MIRROR_STAT__COUNT; ++k)
             ficus_metrics_appendf(&b, "ficus_mirror_requests_total{route=\"%s\",result=\"%s\"} %llu\n", s->route,
-                                  ficus_mirror_result_names[k], (unsigned long long)SUM(results[k]));
+                                  ficus_mirror_stat_names[k], (unsigned long long)SUM(results[k]));
     }
     ficus_metrics_appendf(&b, "# HELP ficus_mirror_compare_total The shadow's answer compared with the primary's.\n"
                               "# TYPE ficus_mirror_compare_total counter\n");

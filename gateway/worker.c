@@ -346,7 +346,7 @@ static void *worker_main(void *arg)
     while (!w->exited)
         h2o_evloop_run(w->loop, INT32_MAX);
     ficus_access_log_flush(&w->access_log);
-    ficus_mirror_worker_exit(); /* mirrored copies still in flight (gateway/mirror.c) */
+    ficus_traffic_mirror_worker_exit(); /* mirrored copies still in flight (gateway/traffic_mirror.c) */
     dispose_timeouts(w);
     return NULL;
 }

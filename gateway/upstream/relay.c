@@ -21,7 +21,7 @@ static void do_send(ficus_proxy_t *p)
     assert(p->sending.bytes_inflight == 0);
     vec = h2o_doublebuffer_prepare(&p->sending, &p->x.body, p->r->h2o->preferred_chunk_size);
     if (p->r->traffic.mirror != NULL && vec.len != 0)
-        ficus_mirror_on_primary_body(p->r, &vec, 1); /* the comparison's digest (gateway/mirror.c) */
+        ficus_traffic_on_primary_body(p->r, &vec, 1); /* the comparison's digest (gateway/traffic_mirror.c) */
     if (p->x.done && vec.len == p->sending.buf->size && p->x.body->size == 0) {
         state = p->body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
         p->r->_completed = 1;

@@ -29,10 +29,10 @@ struct st_ficus_req_t {
         uint64_t started_at_us, head_at_us;
     } upstream;
     struct {
-        const ficus_upstream_conf_t *upstream; /* where the request went (after a fallback: the fallback), or NULL */
-        int decision;                          /* ficus_decision_t (ficus/traffic.h) */
-        h2o_iovec_t set_cookie;                /* a new sticky cookie for the response, or {NULL, 0} */
-        struct st_ficus_mirror_t *mirror;      /* the mirrored copy waiting for this response (compare: true) */
+        const ficus_upstream_conf_t *upstream;    /* where the request went (after a fallback: the fallback), or NULL */
+        int decision;                             /* ficus_decision_t (ficus/traffic.h) */
+        h2o_iovec_t set_cookie;                   /* a new sticky cookie for the response, or {NULL, 0} */
+        struct st_ficus_traffic_mirror_t *mirror; /* the mirrored copy waiting for this response (compare: true) */
     } traffic;
     const ficus_listener_conf_t *listener; /* the listener the request came through (in `config`) */
     int is_tls;

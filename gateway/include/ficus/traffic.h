@@ -3,7 +3,7 @@
  *
  * FILES: gateway/split.c (the bucket mapping, pure), gateway/traffic_conf.c (the YAML sections and their checks),
  * gateway/traffic.c (the decision at request time: key → bucket → upstream, sticky cookie, override, response
- * headers), gateway/traffic_metrics.c (series and /metrics), gateway/mirror.c (shadow copies and comparison).
+ * headers), gateway/traffic_metrics.c (series and /metrics), gateway/traffic_mirror.c (shadow copies and comparison).
  * OWNERSHIP: a route's ficus_traffic_conf_t is malloc'd at load and freed with the route (config generation);
  * series are looked up by name at load (a reload keeps counting) and live until exit, like ficus/metrics.h's. */
 #ifndef ficus__traffic_h
@@ -14,7 +14,7 @@
 #include "ficus/split.h"
 
 typedef struct st_ficus_req_t ficus_req_t;
-typedef struct st_ficus_mirror_t ficus_mirror_t;
+typedef struct st_ficus_traffic_mirror_t ficus_traffic_mirror_t;
 
 typedef enum enum_ficus_split_key_kind_t {
     FICUS_SPLIT_KEY_CLAIM = 0, /* claim:NAME, from the verified identity (jwt / sso) */
@@ -54,16 +54,16 @@ typedef enum enum_ficus_decision_t {
 
 extern const char *const ficus_decision_names[FICUS_DECISION__COUNT];
 
-typedef enum enum_ficus_mirror_result_t {
-    FICUS_MIRROR_SENT = 0,
-    FICUS_MIRROR_SKIPPED_SAMPLE,
-    FICUS_MIRROR_SKIPPED_METHOD,
-    FICUS_MIRROR_SKIPPED_BODY,
-    FICUS_MIRROR_SKIPPED_CAPACITY,
-    FICUS_MIRROR_ERROR,
-    FICUS_MIRROR_TIMEOUT,
-    FICUS_MIRROR__COUNT
-} ficus_mirror_result_t;
+typedef enum enum_ficus_mirror_stat_t {
+    FICUS_MIRROR_STAT_SENT = 0,
+    FICUS_MIRROR_STAT_SKIPPED_SAMPLE,
+    FICUS_MIRROR_STAT_SKIPPED_METHOD,
+    FICUS_MIRROR_STAT_SKIPPED_BODY,
+    FICUS_MIRROR_STAT_SKIPPED_CAPACITY,
+    FICUS_MIRROR_STAT_ERROR,
+    FICUS_MIRROR_STAT_TIMEOUT,
+    FICUS_MIRROR_STAT__COUNT
+} ficus_mirror_stat_t;
 
 typedef enum enum_ficus_compare_result_t {
     FICUS_COMPARE_MATCH = 0,
@@ -84,7 +84,7 @@ typedef enum enum_ficus_fallback_reason_t {
     FICUS_FALLBACK__COUNT
 } ficus_fallback_reason_t;
 
-extern const char *const ficus_mirror_result_names[FICUS_MIRROR__COUNT];
+extern const char *const ficus_mirror_stat_names[FICUS_MIRROR_STAT__COUNT];
 extern const char *const ficus_compare_result_names[FICUS_COMPARE__COUNT];
 extern const char *const ficus_fallback_reason_names[FICUS_FALLBACK__COUNT];
 
@@ -115,7 +115,7 @@ typedef struct st_ficus_fallback_stats_t {
 } ficus_fallback_stats_t;
 
 typedef struct st_ficus_mirror_stats_slot_t {
-    uint64_t results[FICUS_MIRROR__COUNT];
+    uint64_t results[FICUS_MIRROR_STAT__COUNT];
     uint64_t compare[FICUS_COMPARE__COUNT];
     uint64_t inflight; /* copies of this worker in flight now (a gauge; the max_inflight bound) */
     char _pad[64];
@@ -181,16 +181,16 @@ h2o_iovec_t ficus_cookie_strip(h2o_mem_pool_t *pool, h2o_iovec_t value, const ch
 /** Whether `value` names one of the split's targets; the index, or SIZE_MAX. */
 size_t ficus_split_target_by_name(const ficus_split_conf_t *split, const char *value, size_t len);
 
-/* ---- mirroring (gateway/mirror.c) ---- */
+/* ---- mirroring (gateway/traffic_mirror.c) ---- */
 
 /** Sends the mirrored copy of a request of a route with `mirror:` (or counts why not), without waiting. */
-void ficus_mirror_start(ficus_req_t *req);
+void ficus_traffic_mirror(ficus_req_t *req);
 /** The primary's response body as it is sent to the client (only when req->traffic.mirror is set). */
-void ficus_mirror_on_primary_body(ficus_req_t *req, const h2o_iovec_t *bufs, size_t n);
+void ficus_traffic_on_primary_body(ficus_req_t *req, const h2o_iovec_t *bufs, size_t n);
 /** The request ends (req->traffic.mirror set): hands the primary's result to the comparison and detaches. */
-void ficus_mirror_on_request_end(ficus_req_t *req);
+void ficus_traffic_mirror_end(ficus_req_t *req);
 /** At worker thread end: cancels and frees the copies still in flight. */
-void ficus_mirror_worker_exit(void);
+void ficus_traffic_mirror_worker_exit(void);
 
 /* ---- metrics (gateway/traffic_metrics.c) ---- */
 

@@ -9,13 +9,13 @@
  * BOUNDS: at most max_inflight copies per instance (split across workers; beyond it the copy is skipped, never
  * queued), and the shadow upstream's own max_connections; request bodies above max_body are not mirrored.
  * COMPARISON (compare: true): status and SHA-256 of the body of both sides; the primary's body is digested as the
- * relay sends it (ficus_mirror_on_primary_body), and the verdict is reached when both ends are known (whichever comes
+ * relay sends it (ficus_traffic_on_primary_body), and the verdict is reached when both ends are known (whichever comes
  * last). A primary that did not complete (client gone, body error) is not compared. Mismatches are logged at most
  * once per second per route: route, method, path without query, both statuses and body lengths; never a body, a
  * header, a token or a cookie.
  * LIFETIME: a copy holds a reference to its worker generation (the shadow's pool and the route conf stay valid); the
  * request and the copy point at each other until one of them ends (the request's end detaches it). Copies still in
- * flight when the worker thread ends are cancelled (ficus_mirror_worker_exit).
+ * flight when the worker thread ends are cancelled (ficus_traffic_mirror_worker_exit).
  * THREADING: everything runs on the worker that received the request. */
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@
 
 #define LOG_PATH_MAX 256
 
-struct st_ficus_mirror_t {
+struct st_ficus_traffic_mirror_t {
     h2o_linklist_t link; /* the worker's copies in flight */
     ficus_worker_t *w;
     ficus_wgen_t *wg;
@@ -39,8 +39,8 @@ struct st_ficus_mirror_t {
     ficus_upc_t x;
     h2o_iovec_t bufs[1]; /* the whole request: line, host, headers, x-ficus-mirror, body */
     h2o_timeout_entry_t deadline;
-    struct st_ficus_mirror_t **req_slot; /* &req->traffic.mirror while the request lives */
-    int shadow_done;                     /* 1: complete answer; -1: error or timeout (already counted) */
+    struct st_ficus_traffic_mirror_t **req_slot; /* &req->traffic.mirror while the request lives */
+    int shadow_done;                             /* 1: complete answer; -1: error or timeout (already counted) */
     int primary_done;
     int shadow_status, primary_status;
     uint64_t shadow_len, primary_len;
@@ -51,17 +51,17 @@ struct st_ficus_mirror_t {
 
 static __thread h2o_linklist_t inflight = {NULL, NULL};
 
-static ficus_mirror_stats_slot_t *slot(ficus_mirror_t *m)
+static ficus_mirror_stats_slot_t *slot(ficus_traffic_mirror_t *m)
 {
     return m->conf->stats->slots + m->w->index;
 }
 
-static void count(ficus_mirror_t *m, ficus_mirror_result_t result)
+static void count(ficus_traffic_mirror_t *m, ficus_mirror_stat_t result)
 {
     ficus_counter_add(&slot(m)->results[result], 1);
 }
 
-static void destroy(ficus_mirror_t *m)
+static void destroy(ficus_traffic_mirror_t *m)
 {
     if (m->req_slot != NULL)
         *m->req_slot = NULL;
@@ -80,7 +80,7 @@ static void destroy(ficus_mirror_t *m)
 }
 
 /* Both sides are known: count the verdict, log a mismatch (rate-limited per route), free the copy. */
-static void conclude(ficus_mirror_t *m)
+static void conclude(ficus_traffic_mirror_t *m)
 {
     unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
     unsigned alen = 0, blen = 0;
@@ -103,15 +103,15 @@ static void conclude(ficus_mirror_t *m)
 }
 
 /* The shadow failed (error or timeout): counted once; the comparison says so without waiting for the primary. */
-static void shadow_failed(ficus_mirror_t *m, int is_timeout)
+static void shadow_failed(ficus_traffic_mirror_t *m, int is_timeout)
 {
-    count(m, is_timeout ? FICUS_MIRROR_TIMEOUT : FICUS_MIRROR_ERROR);
+    count(m, is_timeout ? FICUS_MIRROR_STAT_TIMEOUT : FICUS_MIRROR_STAT_ERROR);
     if (m->conf->compare)
         ficus_counter_add(&slot(m)->compare[is_timeout ? FICUS_COMPARE_SHADOW_TIMEOUT : FICUS_COMPARE_SHADOW_ERROR], 1);
     destroy(m);
 }
 
-static void shadow_complete(ficus_mirror_t *m)
+static void shadow_complete(ficus_traffic_mirror_t *m)
 {
     m->shadow_done = 1;
     if (h2o_timeout_is_linked(&m->deadline))
@@ -127,7 +127,7 @@ static void shadow_complete(ficus_mirror_t *m)
     /* else: the primary's end concludes */
 }
 
-static void take_body(ficus_mirror_t *m)
+static void take_body(ficus_traffic_mirror_t *m)
 {
     if (m->x.body == NULL || m->x.body->size == 0)
         return;
@@ -139,7 +139,7 @@ static void take_body(ficus_mirror_t *m)
 
 static void on_body(ficus_upc_t *x, const char *err)
 {
-    ficus_mirror_t *m = x->data;
+    ficus_traffic_mirror_t *m = x->data;
     take_body(m);
     if (err == NULL) {
         ficus_upc_read_body(x, on_body);
@@ -152,7 +152,7 @@ static void on_body(ficus_upc_t *x, const char *err)
 
 static void on_head(ficus_upc_t *x, const char *err, const ficus_upc_response_t *res)
 {
-    ficus_mirror_t *m = x->data;
+    ficus_traffic_mirror_t *m = x->data;
     if (err != NULL) {
         shadow_failed(m, err == ficus_upc_err_timeout);
         return;
@@ -168,7 +168,7 @@ static void on_head(ficus_upc_t *x, const char *err, const ficus_upc_response_t 
 
 static void on_connect(ficus_upc_t *x, const char *err)
 {
-    ficus_mirror_t *m = x->data;
+    ficus_traffic_mirror_t *m = x->data;
     if (err != NULL) {
         shadow_failed(m, err == ficus_upc_err_connect_timeout);
         return;
@@ -178,7 +178,7 @@ static void on_connect(ficus_upc_t *x, const char *err)
 
 static void on_deadline(h2o_timeout_entry_t *entry)
 {
-    ficus_mirror_t *m = H2O_STRUCT_FROM_MEMBER(ficus_mirror_t, deadline, entry);
+    ficus_traffic_mirror_t *m = H2O_STRUCT_FROM_MEMBER(ficus_traffic_mirror_t, deadline, entry);
     ficus_upc_cancel(&m->x); /* closes the connection: a late answer cannot be mistaken for the next one */
     shadow_failed(m, 1);
 }
@@ -202,7 +202,7 @@ static void copy_log_path(char *out, h2o_req_t *req)
     out[o] = '\0';
 }
 
-void ficus_mirror_start(ficus_req_t *r)
+void ficus_traffic_mirror(ficus_req_t *r)
 {
     const ficus_mirror_conf_t *conf = r->route->traffic->mirror;
     h2o_req_t *req = r->h2o;
@@ -212,19 +212,19 @@ void ficus_mirror_start(ficus_req_t *r)
     uint64_t share = (conf->max_inflight + ficus_num_workers - 1) / ficus_num_workers;
 
     if (conf->sample < 10000 && arc4random_uniform(10000) >= conf->sample) {
-        ficus_counter_add(&s->results[FICUS_MIRROR_SKIPPED_SAMPLE], 1);
+        ficus_counter_add(&s->results[FICUS_MIRROR_STAT_SKIPPED_SAMPLE], 1);
         return;
     }
     if (!method_listed(conf, req->method)) {
-        ficus_counter_add(&s->results[FICUS_MIRROR_SKIPPED_METHOD], 1);
+        ficus_counter_add(&s->results[FICUS_MIRROR_STAT_SKIPPED_METHOD], 1);
         return;
     }
     if (body_len > conf->max_body) {
-        ficus_counter_add(&s->results[FICUS_MIRROR_SKIPPED_BODY], 1);
+        ficus_counter_add(&s->results[FICUS_MIRROR_STAT_SKIPPED_BODY], 1);
         return;
     }
     if (ficus_counter_get(&s->inflight) >= share || up->inflight >= up->max_inflight) {
-        ficus_counter_add(&s->results[FICUS_MIRROR_SKIPPED_CAPACITY], 1);
+        ficus_counter_add(&s->results[FICUS_MIRROR_STAT_SKIPPED_CAPACITY], 1);
         return;
     }
     h2o_iovec_t path;
@@ -239,7 +239,7 @@ void ficus_mirror_start(ficus_req_t *r)
     ficus_upstream_request_line(&built, ep->conf);
     static const char mark[] = "x-ficus-mirror: 1\r\n";
     size_t total = built.reqbufs[0].len + sizeof(mark) - 1 + built.reqbufs[1].len + body_len;
-    ficus_mirror_t *m = malloc(sizeof(*m) + total);
+    ficus_traffic_mirror_t *m = malloc(sizeof(*m) + total);
     if (m == NULL)
         ficus_fatal("no memory");
     memset(m, 0, sizeof(*m));
@@ -276,25 +276,25 @@ void ficus_mirror_start(ficus_req_t *r)
         m->req_slot = &r->traffic.mirror;
         r->traffic.mirror = m;
     }
-    ficus_counter_add(&s->results[FICUS_MIRROR_SENT], 1);
+    ficus_counter_add(&s->results[FICUS_MIRROR_STAT_SENT], 1);
     m->deadline.cb = on_deadline;
     h2o_timeout_link(r->worker->loop, ficus_worker_timeout(r->worker, conf->timeout_ms), &m->deadline);
     ficus_upc_init(&m->x, m);
     ficus_upc_connect(&m->x, &ep->pool, on_connect); /* may fail synchronously: m may be gone on return */
 }
 
-void ficus_mirror_on_primary_body(ficus_req_t *r, const h2o_iovec_t *bufs, size_t n)
+void ficus_traffic_on_primary_body(ficus_req_t *r, const h2o_iovec_t *bufs, size_t n)
 {
-    ficus_mirror_t *m = r->traffic.mirror;
+    ficus_traffic_mirror_t *m = r->traffic.mirror;
     for (size_t i = 0; i != n; ++i) {
         m->primary_len += bufs[i].len;
         EVP_DigestUpdate(m->primary_md, bufs[i].base, bufs[i].len);
     }
 }
 
-void ficus_mirror_on_request_end(ficus_req_t *r)
+void ficus_traffic_mirror_end(ficus_req_t *r)
 {
-    ficus_mirror_t *m = r->traffic.mirror;
+    ficus_traffic_mirror_t *m = r->traffic.mirror;
     r->traffic.mirror = NULL;
     m->req_slot = NULL;
     if (!r->_completed || (r->error != NULL && r->upstream.status != 0)) {
@@ -311,10 +311,10 @@ void ficus_mirror_on_request_end(ficus_req_t *r)
         conclude(m);
 }
 
-void ficus_mirror_worker_exit(void)
+void ficus_traffic_mirror_worker_exit(void)
 {
     if (inflight.next == NULL)
         return;
     while (!h2o_linklist_is_empty(&inflight))
-        destroy(H2O_STRUCT_FROM_MEMBER(ficus_mirror_t, link, inflight.next));
+        destroy(H2O_STRUCT_FROM_MEMBER(ficus_traffic_mirror_t, link, inflight.next));
 }
