@@ -1,4 +1,5 @@
-/* The admin listener: /healthz, /readyz and /metrics (Prometheus text), served by the control thread.
+/* The admin listener: /healthz, /readyz, /metrics (Prometheus text) and the status page (/ and /status.json, see
+ * ficus/status.h), served by the control thread.
  *
  * It listens on loopback by default and is plain HTTP: it is for the machine's own probes and scrapers. Scrapes sum
  * the workers' counters (ficus/metrics.h) without stopping them. */
@@ -16,6 +17,7 @@
 #include "ficus/provider.h"
 #include "ficus/redis.h"
 #include "ficus/server.h"
+#include "ficus/status.h"
 #include "ficus/traffic.h"
 
 static void send_text(h2o_req_t *req, int status, const char *reason, const char *content_type, h2o_iovec_t body)
@@ -97,6 +99,10 @@ static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
                   h2o_iovec_init(buf, n));
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
         render_metrics(req, s);
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/"))) {
+        send_text(req, 200, "OK", "text/html; charset=utf-8", ficus_status_page());
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/status.json"))) {
+        send_text(req, 200, "OK", "application/json", ficus_status_json(&req->pool, s));
     } else {
         send_text(req, 404, "Not Found", "application/json", h2o_iovec_init(H2O_STRLIT("{\"error\":\"not_found\"}\n")));
     }
