@@ -2,7 +2,7 @@
 #include <string.h>
 #include "ficus/route.h"
 
-static int host_matches(const ficus_route_match_t *m, h2o_iovec_t host)
+int ficus_route_host_matches(const ficus_route_match_t *m, h2o_iovec_t host)
 {
     if (m->host.base == NULL)
         return 1;
@@ -55,7 +55,7 @@ int ficus_route_matches(const ficus_route_t *route, h2o_iovec_t host, h2o_iovec_
                         const h2o_headers_t *headers)
 {
     const ficus_route_match_t *m = &route->match;
-    return host_matches(m, host) && path_matches(m, path) && method_matches(m, method) && headers_match(m, headers);
+    return ficus_route_host_matches(m, host) && path_matches(m, path) && method_matches(m, method) && headers_match(m, headers);
 }
 
 const ficus_route_t *ficus_route_find(const ficus_config_t *config, h2o_iovec_t host, h2o_iovec_t method, h2o_iovec_t path,

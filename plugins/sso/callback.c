@@ -115,6 +115,8 @@ static void on_code_token(void *data, const char *errstr, const ficus_fetch_resp
 static ficus_status_t exchange_code(sso_pending_t *p, const char *code)
 {
     char *form, *origin = sso_origin_of(p->g, p->r);
+    if (origin == NULL)
+        return sso_respond_unknown_host(p->r);
     size_t len;
     FILE *fp = open_memstream(&form, &len);
     fputs("grant_type=authorization_code&code=", fp);
@@ -152,6 +154,10 @@ static void on_state_used(void *data, redisReply *reply, const char *err)
 
 ficus_status_t sso_on_callback(const sso_global_t *g, ficus_req_t *r)
 {
+    char *origin = sso_origin_of(g, r); /* the code is only exchanged for a redirect_uri on a host ficus serves */
+    if (origin == NULL)
+        return sso_respond_unknown_host(r);
+    free(origin);
     h2o_req_t *req = r->h2o;
     const char *q = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
     size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;

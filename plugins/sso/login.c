@@ -50,6 +50,9 @@ ficus_status_t sso_start_login(const sso_global_t *g, ficus_req_t *r)
     if (authz == NULL)
         return sso_respond_html(r, 503, "sso_provider_unavailable",
                                 "The identity provider cannot be reached yet. Please try again shortly.");
+    char *origin = sso_origin_of(g, r), *loc;
+    if (origin == NULL)
+        return sso_respond_unknown_host(r);
     char *state = sso_random_token(24), *nonce = sso_random_token(24), *verifier = sso_random_token(48),
          *challenge = pkce_challenge(verifier);
     /* the original URL: this request's path and query (same origin by construction) */
@@ -59,7 +62,6 @@ ficus_status_t sso_start_login(const sso_global_t *g, ficus_req_t *r)
     char *sealed = plain != NULL ? ficus_seal(&g->keys, "ficus-sso-flow", (const uint8_t *)plain, strlen(plain)) : NULL;
     json_decref(flow);
     free(plain);
-    char *origin = sso_origin_of(g, r), *loc;
     size_t loclen;
     FILE *fp = open_memstream(&loc, &loclen);
     fprintf(fp, "%s%sresponse_type=code&client_id=", authz, strchr(authz, '?') != NULL ? "&" : "?");

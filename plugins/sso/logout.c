@@ -14,9 +14,13 @@ static ficus_status_t finish_logout(sso_pending_t *p, const char *id_token)
     const sso_global_t *g = p->g;
     sso_add_set_cookie(r, g->cookie_name, "", 0);
     const char *end_session = sso_endpoint(g, r, 2);
-    char *origin = sso_origin_of(g, r), *origin_slash;
-    if (asprintf(&origin_slash, "%s/", origin) < 0)
-        ficus_fatal("no memory");
+    char *origin_slash = NULL;
+    if (g->post_logout_redirect == NULL) {
+        char *origin = sso_origin_of(g, r); /* checked by sso_on_logout: the same generation, the same host */
+        if (asprintf(&origin_slash, "%s/", origin != NULL ? origin : "") < 0)
+            ficus_fatal("no memory");
+        free(origin);
+    }
     const char *after = g->post_logout_redirect != NULL ? g->post_logout_redirect : origin_slash;
     r->error = "sso_logout";
     if (end_session == NULL) {
@@ -37,7 +41,6 @@ static ficus_status_t finish_logout(sso_pending_t *p, const char *id_token)
         sso_redirect(r, loc);
         free(loc);
     }
-    free(origin);
     free(origin_slash);
     return FICUS_RESPONDED;
 }
@@ -54,6 +57,12 @@ static void on_logout_get(void *data, redisReply *reply, const char *err)
 
 ficus_status_t sso_on_logout(const sso_global_t *g, ficus_req_t *r)
 {
+    if (g->post_logout_redirect == NULL) { /* the default post_logout_redirect_uri needs a host ficus serves */
+        char *origin = sso_origin_of(g, r);
+        if (origin == NULL)
+            return sso_respond_unknown_host(r);
+        free(origin);
+    }
     h2o_iovec_t cookie = sso_get_cookie(r->h2o, g->cookie_name);
     sso_pending_t *p = sso_pending_new(r, g, NULL);
     if (g->store_redis && cookie.base != NULL && cookie.len != 0 && cookie.len <= 128 && r->worker->redis != NULL) {

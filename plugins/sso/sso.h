@@ -94,8 +94,11 @@ ficus_status_t sso_redirect(ficus_req_t *r, const char *location);
 const char *sso_endpoint(const sso_global_t *g, ficus_req_t *r, int which);
 
 /* ---- origin.c ---- */
-/** "https://host[:port]" of this request, or external_url; malloc'd. */
+/** external_url, else "https://host[:port]" of this request when ficus serves that host (a route's match.host, a
+ * name of the listener's certificates); malloc'd. NULL for any other host: answer sso_respond_unknown_host(). */
 char *sso_origin_of(const sso_global_t *g, ficus_req_t *r);
+/** 400 {"error":"unknown_host"} (log reason sso_unknown_host). RESPONDED. */
+ficus_status_t sso_respond_unknown_host(ficus_req_t *r);
 
 /* ---- config.c ---- */
 void sso_global_dispose(void *_g);

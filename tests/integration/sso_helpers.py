@@ -56,7 +56,7 @@ sso:
   refresh_before: $refresh_before
   token_timeout: $token_timeout
   session: { keys_file: "$keys_file", cache_ttl: $cache_ttl$session_extra }
-"""
+${sso_extra}"""
 
 ROUTES = """\
 upstreams:
@@ -111,12 +111,12 @@ def sso_template(redis=True, routes=None, session_extra=""):
 
 
 def sso_values(workdir, op, redis=None, client=None, refresh_before="3s", token_timeout="2s", cache_ttl="0s",
-               session_extra=""):
+               session_extra="", sso_extra=""):
     client = client or op.basic
     v = dict(issuer=op.issuer, client_id=client.client_id, client_auth=client.auth_method,
              secret_file=write_secret_file(workdir, client.client_secret), keys_file=write_keys_file(workdir),
              refresh_before=refresh_before, token_timeout=token_timeout, cache_ttl=cache_ttl,
-             session_extra=session_extra)
+             session_extra=session_extra, sso_extra=sso_extra)
     if redis is not None:
         v["redis"] = redis.addr
     return v
@@ -315,10 +315,11 @@ def query(url):
 # a provider, a redis-server and a ficus of their own
 
 
-def sso_env(tmp_path, ficus_factory, certs, redis=True, client=None, **values):
+def sso_env(tmp_path, ficus_factory, certs, redis=True, client=None, template=None, placeholders=None, **values):
     """Starts an OidcProvider, a RedisServer (redis=True) and a ficus (2 workers) wired to them, and waits until SSO is
-    ready. client: "basic" | "post" (default: basic with Redis, post without). Returns (op, redis or None, fx); the
-    caller stops op and redis (ficus_factory stops ficus)."""
+    ready. client: "basic" | "post" (default: basic with Redis, post without); template (default sso_template(redis))
+    and its extra placeholders; values go to sso_values(). Returns (op, redis or None, fx); the caller stops op and
+    redis (ficus_factory stops ficus)."""
     from conftest import free_port
     from oidc_fixtures import OidcProvider
     from redis_fixtures import RedisServer
@@ -326,7 +327,8 @@ def sso_env(tmp_path, ficus_factory, certs, redis=True, client=None, **values):
     op = OidcProvider(tmp_path / "op", ficus_port=port, ca_file=certs.ca)
     rs = RedisServer(tmp_path / "redis") if redis else None
     c = getattr(op, client or ("basic" if redis else "post"))
-    fx = ficus_factory(sso_template(redis=redis), tls_port=port, **sso_values(tmp_path, op, rs, client=c, **values))
+    fx = ficus_factory(template or sso_template(redis=redis), tls_port=port,
+                       **sso_values(tmp_path, op, rs, client=c, **values), **(placeholders or {}))
     wait_sso_ready(fx, redis=redis)
     return op, rs, fx
 

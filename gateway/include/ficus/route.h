@@ -10,6 +10,8 @@
 /** Returns the first matching route, or NULL. host: authority without port, any case. */
 const ficus_route_t *ficus_route_find(const ficus_config_t *config, h2o_iovec_t host, h2o_iovec_t method, h2o_iovec_t path,
                                       const h2o_headers_t *headers);
+/** Whether host (without port, any case) fits the match block's `host` (any host when it has none). */
+int ficus_route_host_matches(const ficus_route_match_t *m, h2o_iovec_t host);
 /** Whether one route matches (exposed for unit tests). path is without query string. */
 int ficus_route_matches(const ficus_route_t *route, h2o_iovec_t host, h2o_iovec_t method, h2o_iovec_t path,
                         const h2o_headers_t *headers);
