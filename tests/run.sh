@@ -8,8 +8,10 @@
 #   5. ASan+UBSan Debug build in $ASAN_DIR (build-asan/), `ficus -t` on conf/*.yaml, ctest again
 #   6. libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang in $FUZZ_DIR, $FUZZ_SECONDS s each on their corpus
 #
-# Stops at the first failure and says which step failed. Never skips a suite: a label with no test, a skipped
-# pytest test or a ctest "Skipped" test is a failure (CI installs everything, so a skip means something is broken).
+# A step that cannot go on (dependencies, format, a build) stops the run and says which step failed. A failing test
+# suite does not: the other suites still run, and the end of the output lists every failing test of every suite
+# (pytest runs without -x). Never skips a suite: a label with no test, a skipped pytest test or a ctest "Skipped"
+# test is a failure (CI installs everything, so a skip means something is broken).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,8 +24,14 @@ START=$(date +%s)
 STEP="start"
 
 elapsed() { local s=$(($(date +%s) - START)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+SUITE_FAILURES=() # "name: what failed", one per failed test suite (reported at the end; the run goes on)
 on_exit() {
     local rc=$?
+    if [ ${#SUITE_FAILURES[@]} -ne 0 ]; then
+        echo >&2
+        echo "tests/run.sh: failing test suites:" >&2
+        printf '  %s\n' "${SUITE_FAILURES[@]}" >&2
+    fi
     if [ $rc -ne 0 ]; then
         echo
         echo "tests/run.sh: FAILED at step: $STEP (exit $rc) after $(elapsed)" >&2
@@ -35,8 +43,8 @@ fail() { echo "tests/run.sh: $*" >&2; exit 1; }
 
 # Debian's python3 (with the apt-installed pytest, httpx, h2, ...) even when another python3 is first in PATH.
 export PATH="/usr/bin:$PATH"
-# Show skip reasons, write no .pytest_cache into the tree.
-export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} -rs -p no:cacheprovider"
+# List failures, errors and skips (with reasons) in pytest's summary; write no .pytest_cache into the tree.
+export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} -rfEs -p no:cacheprovider"
 
 step "dependencies (scripts/deps.sh test, tests/oidc/install.sh)"
 scripts/deps.sh test
@@ -74,23 +82,32 @@ check_confs() { # ficus binary
     [ $n -gt 0 ] || fail "no conf/*.yaml to check"
 }
 
+suite_failed() { # name, what: recorded, reported at the end; the run goes on with the next suite
+    SUITE_FAILURES+=("$1: $2")
+    echo "tests/run.sh: $1: $2" >&2
+}
+
 run_ctest() { # build dir, name
     local dir=$1 name=$2 log
     mkdir -p "$LOG_DIR"
     log="$LOG_DIR/ctest-$name.log"
     # -V so that pytest's summary (and any "skipped") is in the log even when everything passes.
     if ! ctest --test-dir "$dir" --output-on-failure --no-tests=error -V 2>&1 | tee "$log"; then
-        fail "ctest ($name) failed; full log: $log"
+        # every failing test: ctest's list of failed tests and pytest's FAILED/ERROR summary lines
+        local failed
+        failed=$(sed -n -e 's/^\([0-9]*: \)\?\(FAILED\|ERROR\) \([^ ]*::[^ ]*\).*/\3/p' -e 's/^[[:space:]]*[0-9]* - \(.*\) (.*)$/\1/p' \
+            "$log" | sort -u | tr '\n' ' ')
+        suite_failed "ctest ($name)" "failed: ${failed:-see the log}(full log: $log)"
     fi
     # Both suites must have run: ctest lists the labels it ran under "Label Time Summary".
     local label
     for label in unit integration; do
-        grep -Eq "^${label}[[:space:]]+=" "$log" || fail "ctest ($name): no test with label '$label' ran; full log: $log"
+        grep -Eq "^${label}[[:space:]]+=" "$log" || suite_failed "ctest ($name)" "no test with label '$label' ran; full log: $log"
     done
     # pytest: "3 passed, 1 skipped in 2.1s" and (-rs) "SKIPPED [1] file:line: reason"; ctest: "***Skipped".
     if grep -Eq '[0-9]+ skipped|^([0-9]+: )?SKIPPED \[|\*\*\*Skipped|Not Run' "$log"; then
         grep -E '[0-9]+ skipped|SKIPPED \[|\*\*\*Skipped|Not Run' "$log" >&2
-        fail "ctest ($name): tests were skipped (a skipped suite is a failed suite); full log: $log"
+        suite_failed "ctest ($name)" "tests were skipped (a skipped suite is a failed suite); full log: $log"
     fi
 }
 
@@ -138,5 +155,6 @@ for f in "${FUZZERS[@]/#/$FUZZ_DIR/}"; do
 done
 
 STEP="done"
+[ ${#SUITE_FAILURES[@]} -eq 0 ] || { STEP="test suites (listed above)"; exit 1; }
 echo
 echo "tests/run.sh: all steps passed in $(elapsed)"

@@ -15,12 +15,13 @@ import ssl
 import string
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+from ports import ATTEMPTS as PORT_ATTEMPTS, foreign_listeners, free_port  # noqa: F401 - free_port re-exported
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.abspath(os.environ.get("FICUS_SOURCE_DIR") or os.path.join(HERE, "..", ".."))
@@ -63,22 +64,12 @@ def pytest_collection_modifyitems(config, items):
 # ---------------------------------------------------------------------------------------------------------------
 # ports
 
-_handed_out = set()
-_port_lock = threading.Lock()
+class PortCollision(RuntimeError):
+    """A server we started could not have its port to itself (bind failed, or another process listens there too)."""
 
-
-def free_port():
-    """A loopback TCP port nobody listens on right now (never the same one twice in a session)."""
-    with _port_lock:
-        for _ in range(100):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            s.close()
-            if port not in _handed_out:
-                _handed_out.add(port)
-                return port
-    raise RuntimeError("no free port")
+    def __init__(self, ports, why):
+        super().__init__(f"port collision on {sorted(ports)}: {why}")
+        self.ports = set(ports)
 
 
 def port_accepts(port, host="127.0.0.1", timeout=0.5):
@@ -174,7 +165,17 @@ def certs(tmp_path_factory):
 class Echo:
     def __init__(self, name, port=None):
         self.name = name
-        self.port = port or free_port()
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.port = port or free_port()
+            try:
+                self._start()
+                return
+            except PortCollision as e:
+                if port is not None or attempt == PORT_ATTEMPTS:
+                    raise RuntimeError(f"echo upstream {name}: {e}") from None
+
+    def _start(self):
+        name = self.name
         self.proc = subprocess.Popen(
             [sys.executable, ECHO_PY, "--port", str(self.port), "--name", name],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -183,14 +184,20 @@ class Echo:
         while b"ready" not in buf:
             left = deadline - time.monotonic()
             if left <= 0 or self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.poll() is not None else b""
                 self.stop()
-                raise RuntimeError(f"echo upstream {name} did not start: {buf!r} {self.proc.stderr.read()!r}")
+                if b"Address already in use" in err:
+                    raise PortCollision([self.port], "bind failed")
+                raise RuntimeError(f"echo upstream {name} did not start: {buf!r} {err!r}")
             r, _, _ = select.select([self.proc.stdout], [], [], left)
             if r:
                 chunk = os.read(self.proc.stdout.fileno(), 4096)
                 if not chunk:
                     continue
                 buf += chunk
+        if foreign_listeners([self.port], [self.proc.pid]):
+            self.stop()
+            raise PortCollision([self.port], "another process listens there too")
 
     @property
     def addr(self):
@@ -271,6 +278,7 @@ class Ficus:
         for n, e in (echoes or {}).items():
             self.values[f"echo_{n}"] = e.addr
         self.values.update({k: str(v) for k, v in extra.items()})
+        self._auto_ports = set()  # names of the $..._port values render() picked (may be picked again on a collision)
         self.config_path = os.path.join(self.workdir, "ficus.yaml")
         self.stdout_path = os.path.join(self.workdir, "stdout.log")
         self.stderr_path = os.path.join(self.workdir, "stderr.log")
@@ -297,6 +305,7 @@ class Ficus:
         for n in names:
             if n.endswith("_port") and n not in self.values:
                 self.values[n] = str(free_port())
+                self._auto_ports.add(n)
         return string.Template(template).substitute(self.values)
 
     def write_config(self, template):
@@ -325,28 +334,80 @@ class Ficus:
 
     # -- process ----------------------------------------------------------------------------------------------
     def start(self, wait=True):
+        """Start ficus (wait: until its listeners accept and /healthz answers). On its first start, if a port of
+        its own is taken by another process (ficus cannot bind it, or another process listens there too), the ports
+        render() picked are picked again and ficus started again (ports.py); a port the test chose is reported."""
+        first = not hasattr(self, "_started_once")
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._spawn()
+            if not wait:
+                return
+            try:
+                self._wait_ready()
+                self._started_once = True
+                return
+            except PortCollision as e:
+                names = {n for n in self._auto_ports if int(self.values[n]) in e.ports}
+                ours = {int(self.values[n]) for n in names}
+                self._abandon()
+                if not first or attempt == PORT_ATTEMPTS or not e.ports <= ours:
+                    pytest.fail(f"ficus: {e} (attempt {attempt})\n--- stderr ---\n{self.stderr_tail()}")
+                for n in names:
+                    self.values[n] = str(free_port())
+                self.write_config(self.template)
+
+    def _spawn(self):
         self._out = open(self.stdout_path, "ab")
         self._err = open(self.stderr_path, "ab")
+        self._err_offset = self._err.tell()
         self.proc = subprocess.Popen([FICUS_BIN, "-c", self.config_path, *self.args], stdout=self._out, stderr=self._err,
                                      stdin=subprocess.DEVNULL, cwd=self.cwd, env=self.env, start_new_session=True)
         _running.append(self)
-        if wait:
-            self.wait_ready()
+
+    def _abandon(self):
+        """Stop a start that collided on a port (its exit code is not the test's business)."""
+        if self.proc.poll() is None:
+            _kill_group(self.proc, signal.SIGTERM)
+            try:
+                self.proc.wait(15 * SLOW)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.proc, signal.SIGKILL)
+                self.proc.wait(10)
+        self._out.close()
+        self._err.close()
+        if self in _running:
+            _running.remove(self)
 
     def listen_ports(self):
         return [int(p) for p in re.findall(r'address:\s*"?127\.0\.0\.1:(\d+)"?', self.config_text)]
 
     def wait_ready(self, timeout=None):
+        try:
+            self._wait_ready(timeout)
+        except PortCollision as e:
+            pytest.fail(f"ficus: {e}\n--- stderr ---\n{self.stderr_tail()}")
+
+    def _wait_ready(self, timeout=None):
         timeout = timeout or 15 * SLOW
         deadline = time.monotonic() + timeout
-        pending = set(self.listen_ports())
+        ports = self.listen_ports()
+        pending = set(ports)
         while True:
             if self.proc.poll() is not None:
+                with open(self.stderr_path, "rb") as f:
+                    f.seek(self._err_offset)
+                    new = f.read().decode("utf-8", "replace")
+                taken = [int(p) for p in re.findall(r"cannot listen on .*?:(\d+)\b.*(?:in use|held by)", new)]
+                if taken:
+                    raise PortCollision(taken, "ficus could not bind it")
                 pytest.fail(f"ficus exited with {self.proc.returncode} during startup\n--- stderr ---\n{self.stderr_tail()}")
             for p in list(pending):
                 if port_accepts(p):
                     pending.discard(p)
             if not pending and (not self.has_admin or self._healthz_ok()):
+                shared = foreign_listeners(ports, [self.proc.pid])
+                if shared:
+                    raise PortCollision(shared, "another process listens there too")
                 return
             if time.monotonic() > deadline:
                 pytest.fail(f"ficus not ready after {timeout:.0f}s (ports not accepting: {sorted(pending)})\n"

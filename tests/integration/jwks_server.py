@@ -14,14 +14,17 @@ Other paths can be served with srv.extra[path] = (status, body_bytes). The serve
 (start=False), e.g. for "IdP down when ficus starts"; the port is reserved from the suite's free-port pool.
 Every handshake and request runs on its own daemon thread, so a hanging response never blocks the others.
 """
+import errno
 import json
+import os
 import socket
 import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from conftest import free_port
+from conftest import PortCollision, free_port
+from ports import ATTEMPTS as PORT_ATTEMPTS, foreign_listeners
 
 JWKS_PATH = "/jwks.json"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -69,6 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
 class JwksServer:
     def __init__(self, certs, port=None, start=True):
         self.certs = certs
+        self._fixed_port = port is not None
         self.port = port or free_port()
         if not hasattr(certs, "jwks_localhost"):
             certs.jwks_localhost = certs.issue("jwks-localhost", ["DNS:localhost"])
@@ -93,6 +97,8 @@ class JwksServer:
         self._thread = None
         if start:
             self.start()
+        else:
+            self._fixed_port = True  # the caller may hand out jwks_uri before it starts
 
     # -- control ------------------------------------------------------------------------------------------------
     def set_keys(self, keys):
@@ -130,9 +136,27 @@ class JwksServer:
         return self._httpd is not None
 
     def start(self):
+        """Listen (again) on self.port. On the first start, a port taken by another process is replaced by another
+        free one (jwks_uri and issuer follow); later starts keep the port."""
         if self._httpd is not None:
             return
-        httpd = _Server(("127.0.0.1", self.port), _Handler)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                httpd = _Server(("127.0.0.1", self.port), _Handler)
+                if not foreign_listeners([self.port], [os.getpid()]):
+                    break
+                httpd.server_close()
+                why = "another process listens there too"
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                why = "bind failed"
+            if self._fixed_port or attempt == PORT_ATTEMPTS:
+                raise PortCollision([self.port], why)
+            self.port = free_port()
+            self.jwks_uri = f"https://localhost:{self.port}{JWKS_PATH}"
+            self.issuer = f"https://localhost:{self.port}"
+        self._fixed_port = True  # clients know the port now
         httpd.owner = self
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -40,7 +40,8 @@ from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 import pytest
 import requests
 
-from conftest import SLOW, free_port
+from conftest import SLOW, PortCollision, free_port
+from ports import ATTEMPTS as PORT_ATTEMPTS, foreign_listeners
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OIDC_DIR = os.path.abspath(os.path.join(HERE, "..", "oidc"))
@@ -177,6 +178,7 @@ class OidcProvider:
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.port = port or free_port()
+        self._fixed_port = port is not None or not start  # a port somebody may already know is kept
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.ca_file = ca_file
         if clients is None:
@@ -221,7 +223,18 @@ class OidcProvider:
         """Start node (again, same port, keys and data) and wait for its "ready" line (bounded: 10 s x SLOW)."""
         if self.alive:
             return
-        timeout = timeout or 10 * SLOW
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start(timeout or 10 * SLOW)
+                self._fixed_port = True
+                return
+            except PortCollision:
+                if self._fixed_port or attempt == PORT_ATTEMPTS:
+                    raise
+                self.port = free_port()  # first start: nobody knows the port yet
+                self.issuer = f"http://127.0.0.1:{self.port}"
+
+    def _start(self, timeout):
         env = dict(os.environ)
         if self.ca_file:
             env["NODE_EXTRA_CA_CERTS"] = str(self.ca_file)
@@ -248,11 +261,16 @@ class OidcProvider:
         text = line.decode(errors="replace").strip()
         if not text.startswith("ready "):
             self.stop()
+            if "EADDRINUSE" in self.log_tail():
+                raise PortCollision([self.port], "the provider could not bind it")
             raise RuntimeError(f"oidc provider did not start within {timeout:.0f}s (stdout {text!r}); "
                                f"log {self.stderr_path}:\n{self.log_tail()}")
         if text.split()[1] != self.issuer:
             self.stop()
             raise RuntimeError(f"oidc provider says {text!r}, expected issuer {self.issuer}")
+        if foreign_listeners([self.port], [self.proc.pid]):
+            self.stop()
+            raise PortCollision([self.port], "another process listens there too")
         self.startup_seconds = time.monotonic() - t0
         self.starts += 1
 

@@ -1,6 +1,6 @@
 """A real redis-server for the rate-limit tests: started on a free loopback port, no persistence (`--save ''`,
 `--appendonly no`), DEBUG allowed from loopback. Helpers to SIGKILL it, restart it on the same port, stall it
-(`DEBUG SLEEP`, `CLIENT PAUSE`), empty its script cache (`SCRIPT FLUSH`) and read `INFO commandstats`.
+(`DEBUG SLEEP`, `CLIENT PAUSE`, `wait_stalled()`), empty its script cache (`SCRIPT FLUSH`) and read `INFO commandstats`.
 
 Import the fixture into a test module with `from redis_fixtures import redis_server, redis_factory` (pytest collects it
 from there). Each test gets its own server (empty data set), stopped at teardown.
@@ -15,7 +15,8 @@ import time
 import pytest
 import redis as redis_py
 
-from conftest import SLOW, free_port, port_accepts
+from conftest import SLOW, PortCollision, free_port, port_accepts
+from ports import ATTEMPTS as PORT_ATTEMPTS, foreign_listeners
 
 REDIS_SERVER = os.environ.get("FICUS_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -27,12 +28,19 @@ class RedisServer:
         self.workdir = str(workdir)
         self.extra_args = list(extra_args)
         os.makedirs(self.workdir, exist_ok=True)
-        self.port = port or free_port()
-        self.log_path = os.path.join(self.workdir, f"redis-{self.port}.log")
         self.proc = None
         self.starts = 0
         self._clients = []
-        self.start()
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.port = port or free_port()
+            self.log_path = os.path.join(self.workdir, f"redis-{self.port}.log")
+            try:
+                self.start()
+                return
+            except PortCollision:
+                if port is not None or attempt == PORT_ATTEMPTS:
+                    raise
+                self.starts = 0
 
     @property
     def addr(self):
@@ -51,10 +59,15 @@ class RedisServer:
         while True:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace")
+                if "Address already in use" in err + self.log_tail():
+                    raise PortCollision([self.port], f"redis-server could not bind it: {err}{self.log_tail()}")
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {err}\n{self.log_tail()}")
             if port_accepts(self.port):
                 try:
                     if self.client().ping():
+                        if foreign_listeners([self.port], [self.proc.pid]):
+                            self.stop()
+                            raise PortCollision([self.port], "another process listens there too")
                         return
                 except redis_py.RedisError:
                     pass
@@ -147,6 +160,23 @@ class RedisServer:
     def client_pause(self, ms, mode="ALL"):
         """`CLIENT PAUSE ms ALL`: every client's commands wait for ms (the server stays up and accepts connections)."""
         return self.cli("CLIENT", "PAUSE", str(int(ms)), mode)
+
+    def wait_stalled(self, probe=None, timeout=None):
+        """After starting a stall: wait until a PING on a new connection gets no answer within `probe` seconds
+        (0.5 x SLOW) and return the monotonic time of that observation: the stall had begun by then."""
+        probe = probe or 0.5 * SLOW
+        deadline = time.monotonic() + (timeout or 10 * SLOW)
+        while True:
+            c = redis_py.Redis(host="127.0.0.1", port=self.port, socket_timeout=probe, socket_connect_timeout=5 * SLOW)
+            try:
+                c.ping()
+            except redis_py.TimeoutError:
+                return time.monotonic()
+            finally:
+                c.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on {self.port} still answers PING: no stall")
+            time.sleep(0.01)
 
     def script_flush(self):
         return self.cli("SCRIPT", "FLUSH")

@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from conftest import SLOW, free_port, wait_for
+from conftest import SLOW, wait_for
+from redis_fixtures import RedisServer
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 HOLD_MS = int(4000 * SLOW)  # how long a held request sleeps in the upstream
@@ -31,28 +31,12 @@ HOLD_MS = int(4000 * SLOW)  # how long a held request sleeps in the upstream
 # redis-server
 
 
-class Redis:
-    def __init__(self, workdir):
-        self.port = free_port()
-        self.dir = str(workdir)
-        os.makedirs(self.dir, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for(lambda: self.cli("PING") == "PONG", 10 * SLOW, what="redis-server to answer PING")
+class Redis(RedisServer):
+    """redis_fixtures' server (free port, collision checks) with redis-cli's text answers."""
 
     def cli(self, *args):
         r = subprocess.run([REDIS_CLI, "-p", str(self.port), *args], capture_output=True, text=True, timeout=10)
         return r.stdout.strip()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
 
 
 @pytest.fixture
