@@ -7,6 +7,11 @@
 #
 # Ctrl-C stops everything this script started (and nothing else). Working files: .work/demo/.
 # Env: BUILD_DIR (build), FICUS_CONF (conf/ficus.yaml), JOBS (nproc).
+# For tests (tests/integration/test_demo.py runs this script and every command it prints):
+#   FICUS_BIN       use this binary: no package check, no build
+#   DEMO_RUN_DIR    working files (.work/demo)
+#   DEMO_TLS_PORT DEMO_HTTP_PORT DEMO_ADMIN_PORT DEMO_MONOLITH_PORT DEMO_ORDERS_PORT DEMO_REDIS_PORT
+#                   ports instead of 8443 8080 9901 9000 9100 6379 (ficus then runs a copy of the config that names them)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,9 +19,15 @@ cd "$ROOT"
 BUILD_DIR=${BUILD_DIR:-build}
 CONF=${FICUS_CONF:-conf/ficus.yaml}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-RUN=.work/demo
+RUN=${DEMO_RUN_DIR:-.work/demo}
 PY=/usr/bin/python3 # Debian's python3, whatever else is first in PATH
-ADMIN=127.0.0.1:9901
+TLS_PORT=${DEMO_TLS_PORT:-8443}
+HTTP_PORT=${DEMO_HTTP_PORT:-8080}
+ADMIN_PORT=${DEMO_ADMIN_PORT:-9901}
+MONOLITH_PORT=${DEMO_MONOLITH_PORT:-9000}
+ORDERS_PORT=${DEMO_ORDERS_PORT:-9100}
+REDIS_PORT=${DEMO_REDIS_PORT:-6379}
+ADMIN=127.0.0.1:$ADMIN_PORT
 
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31mdemo: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -52,30 +63,39 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$RUN"
+RUN_ABS=$(cd "$RUN" && pwd)
 
 # --- 1. packages, build, certificates -------------------------------------------------------------------------
-say "checking packages (scripts/deps.sh build)"
-scripts/deps.sh build
-say "building ficus (Release) in $BUILD_DIR/"
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$RUN/cmake-configure.log" 2>&1 ||
-    { cat "$RUN/cmake-configure.log"; die "cmake configure failed (log above)"; }
-cmake --build "$BUILD_DIR" -j"$JOBS" || die "build failed"
-FICUS="$BUILD_DIR/ficus"
-[ -x "$FICUS" ] || die "$FICUS was not built"
+if [ -n "${FICUS_BIN:-}" ]; then
+    FICUS=$FICUS_BIN
+    [ -x "$FICUS" ] || die "FICUS_BIN=$FICUS is not an executable"
+    say "using $FICUS (FICUS_BIN: no package check, no build)"
+else
+    say "checking packages (scripts/deps.sh build)"
+    scripts/deps.sh build
+    say "building ficus (Release) in $BUILD_DIR/"
+    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$RUN/cmake-configure.log" 2>&1 ||
+        { cat "$RUN/cmake-configure.log"; die "cmake configure failed (log above)"; }
+    cmake --build "$BUILD_DIR" -j"$JOBS" || die "build failed"
+    FICUS="$BUILD_DIR/ficus"
+    [ -x "$FICUS" ] || die "$FICUS was not built"
+fi
 say "dev certificates (certs-dev/make-certs.sh)"
 certs-dev/make-certs.sh
 
-# --- 2. redis (not used by conf/ficus.yaml yet; ready for rate limiting) ----------------------------------------
-REDIS_PORT=6379
-if [ "$(redis-cli -h 127.0.0.1 -p $REDIS_PORT ping 2>/dev/null || true)" = PONG ]; then
+# --- 2. redis: the per-user rate limit and the fleet-wide shedding level of conf/ficus.yaml -----------------------
+REDIS_WHO="started by this script"
+if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null || true)" = PONG ]; then
     say "redis already answering on 127.0.0.1:$REDIS_PORT; using it (not started, will not be stopped)"
+    REDIS_WHO="already running before this script; not stopped by it"
 else
-    if port_busy $REDIS_PORT; then
+    if port_busy "$REDIS_PORT"; then
+        busy=$REDIS_PORT
         REDIS_PORT=$(free_port)
-        say "127.0.0.1:6379 is taken by something that is not redis; using port $REDIS_PORT"
+        say "127.0.0.1:$busy is taken by something that is not redis; using port $REDIS_PORT"
     fi
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$ROOT/$RUN" \
-        --logfile "$ROOT/$RUN/redis.log" --daemonize no &
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$RUN_ABS" \
+        --logfile "$RUN_ABS/redis.log" --daemonize no &
     PIDS+=("redis-server:$!")
     for _ in $(seq 1 50); do
         [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null || true)" = PONG ] && break
@@ -102,18 +122,21 @@ start_echo() { # name port
     done
     die "echo upstream $name did not print 'ready' within 10 s (log $log)"
 }
-start_echo monolith 9000
-start_echo orders 9100
+start_echo monolith "$MONOLITH_PORT"
+start_echo orders "$ORDERS_PORT"
 
 # --- 4. ficus -----------------------------------------------------------------------------------------------------
-if [ "$REDIS_PORT" != 6379 ]; then
-    # the demo config names 127.0.0.1:6379: run a copy that points at the redis we started
-    sed "s/127.0.0.1:6379/127.0.0.1:$REDIS_PORT/" "$CONF" >"$RUN/ficus.yaml"
+if [ "$TLS_PORT:$HTTP_PORT:$ADMIN_PORT:$MONOLITH_PORT:$ORDERS_PORT:$REDIS_PORT" != 8443:8080:9901:9000:9100:6379 ]; then
+    # the demo config names the default ports: run a copy that names the ones used here
+    sed -e "s/127\.0\.0\.1:8443\b/127.0.0.1:$TLS_PORT/" -e "s/redirect_https: 8443\b/redirect_https: $TLS_PORT/" \
+        -e "s/127\.0\.0\.1:8080\b/127.0.0.1:$HTTP_PORT/" -e "s/127\.0\.0\.1:9901\b/127.0.0.1:$ADMIN_PORT/" \
+        -e "s/127\.0\.0\.1:9000\b/127.0.0.1:$MONOLITH_PORT/" -e "s/127\.0\.0\.1:9100\b/127.0.0.1:$ORDERS_PORT/" \
+        -e "s/127\.0\.0\.1:6379\b/127.0.0.1:$REDIS_PORT/" "$CONF" >"$RUN/ficus.yaml"
     CONF="$RUN/ficus.yaml"
 fi
 say "checking $CONF"
 "$FICUS" -t -c "$CONF" || die "$CONF is not valid (see above)"
-for p in 8443 8080 9901; do port_busy $p && die "port $p (used by $CONF) is already in use"; done
+for p in "$TLS_PORT" "$HTTP_PORT" "$ADMIN_PORT"; do port_busy "$p" && die "port $p (used by $CONF) is already in use"; done
 say "starting ficus; error log (stderr) and JSON access log (stdout) follow on this terminal"
 "$FICUS" -c "$CONF" &
 FICUS_PID=$!
@@ -124,33 +147,50 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://$ADMIN/healthz" >/dev/null 2>&1 || die "ficus admin http://$ADMIN/healthz did not answer within 10 s"
 
+# What to try. Every command below is run, as printed, by tests/integration/test_demo.py against this script's demo:
+# a command added here needs its check there.
 CA=certs-dev/dev-ca.crt
+H=https://localhost:$TLS_PORT
+AUTH='-H "Authorization: Bearer $TOKEN"'
+try() { # command [comment]: the comment aligned on column 62 (on a line of its own under a longer command)
+    if [ $# -lt 2 ]; then
+        printf '  %s\n' "$1"
+    elif [ ${#1} -le 58 ]; then
+        printf '  %-58s  # %s\n' "$1" "$2"
+    else
+        printf '  %s\n  %-58s  # %s\n' "$1" "" "$2"
+    fi
+}
+more() { printf '  %-58s  # %s\n' "" "$1"; } # a comment's next line
+echo
+printf '\033[1mficus is running (pid %s).\033[0m Try, from another terminal in %s:\n\n' "$FICUS_PID" "$ROOT"
+try "curl --cacert $CA $H/" "the monolith (catch-all route): the echo's JSON"
+try "curl --cacert $CA $H/ping" "answered by ficus itself: pong"
+try "TOKEN=\$($FICUS token --sub alice --scope orders)" "a dev JWT (RS256, certs-dev/dev-jwt.key)"
+try "curl --cacert $CA -i $AUTH '$H/api/orders?id=7'" \
+    "200 from the new \"orders\" service: JWT checked, per-user rate limit;"
+more "the echo shows x-user-id: alice, x-served-by: ficus,"
+more "x-forwarded-for/-proto/-host and x-request-id; the response"
+more "has x-route, x-request-id, ratelimit-*, strict-transport-security"
+try "curl --cacert $CA -i $H/api/orders" "401 + WWW-Authenticate: no token"
+try "curl --cacert $CA -i -H \"Authorization: Bearer \$($FICUS token --sub bob)\" $H/api/orders" \
+    "403 insufficient_scope: bob's token has no \"orders\" scope"
+try "curl --cacert $CA -s -o /dev/null -w '%{http_code} ' $AUTH '$H/api/orders?n=[1-12]'; echo" \
+    "12 requests at once: 200 while alice's bucket lasts (burst 5,"
+more "refilled at 10/s), then 429 with Retry-After and RateLimit-*"
+try "redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 2" "fleet-wide shedding: within 1 s normal and low routes"
+more "answer 503 (/ above), high ones (/api/orders) are served"
+try "redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 0" "back to normal within 1 s"
+try "curl --cacert $CA -i '$H/checkout/cart?step=2'" "308 to https://shop.example.com/checkout/cart?step=2"
+try "curl --cacert $CA --http2 -sI $H/" "HTTP/2 (ALPN)"
+try "curl -i http://localhost:$HTTP_PORT/some/page" "308 to $H/some/page"
+try "curl http://$ADMIN/metrics" "Prometheus metrics (also /healthz, /readyz)"
 cat <<HELP
 
-$(printf '\033[1m')ficus is running (pid $FICUS_PID).$(printf '\033[0m') Try, from another terminal in $ROOT:
-
-  curl --cacert $CA https://localhost:8443/                 # monolith (catch-all route)
-  TOKEN=\$($FICUS token --sub alice --scope orders)       # a dev JWT signed with certs-dev/dev-jwt.key
-  curl --cacert $CA -H "Authorization: Bearer \$TOKEN" https://localhost:8443/api/orders?id=7
-                                                            # the new "orders" service (JWT + per-user rate limit): the echo shows
-                                                            # x-user-id: alice and the X-Forwarded-* headers ficus set
-  curl --cacert $CA -i https://localhost:8443/api/orders    # 401 + WWW-Authenticate: no token
-  for i in \$(seq 12); do curl -s -o /dev/null -w '%{http_code} ' --cacert $CA -H "Authorization: Bearer \$TOKEN" https://localhost:8443/api/orders; done
-                                                            # 10/s per user, burst 5: then 429 with Retry-After and RateLimit-* headers
-  redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 2                     # fleet-wide shedding: normal and low routes answer 503 within 1 s
-  redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 0
-                                                            #   x-served-by, x-forwarded-for/-proto/-host, x-request-id
-  curl --cacert $CA -i -H "Authorization: Bearer \$TOKEN" https://localhost:8443/api/orders
-                                                            # response headers: x-route, x-request-id, ratelimit-*, strict-transport-security
-  curl --cacert $CA -i https://localhost:8443/checkout/cart?step=2   # 308 to https://shop.example.com/checkout/cart?step=2
-  curl --cacert $CA https://localhost:8443/ping             # answered by ficus itself: pong
-  curl --cacert $CA --http2 -sI https://localhost:8443/     # HTTP/2 (ALPN)
-  curl -i http://localhost:8080/some/page                   # 308 redirect to https://localhost:8443/some/page
-  curl http://$ADMIN/metrics                         # Prometheus metrics (also /healthz, /readyz)
-
   Reload: edit $CONF, then   kill -HUP $FICUS_PID   (a bad file is refused; the running config stays)
-  JWT dev token: (not yet: JWT validation is on the roadmap; its demo token will be printed here)
-  Redis: 127.0.0.1:$REDIS_PORT (not used by $CONF yet)
+  JWT: provider "dev" of $CONF: issuer https://idp.ficus.dev/, audience api://ficus-demo, keys
+       certs-dev/dev-jwks.json; \`$FICUS --help\` shows the options of \`ficus token\` (claims, lifetime, key)
+  Redis: 127.0.0.1:$REDIS_PORT ($REDIS_WHO): the per-user rate limit and the shedding level
 
   Ctrl-C stops ficus, the upstreams and the redis this script started.
 

@@ -570,6 +570,10 @@ static void note_headers(rl_req_t *rr, const policy_t *p, int64_t remaining, uin
 {
     if (!p->headers)
         return;
+    /* a leased key's value (shared bucket + unspent lease) passes the bucket's size when the bucket refilled while a
+     * lease was out (a slow box): what a client may still send is never more than the bucket holds */
+    if (remaining > (int64_t)p->burst)
+        remaining = (int64_t)p->burst;
     if (rr->hdr_policy == NULL || remaining < rr->hdr_remaining) {
         rr->hdr_policy = p;
         rr->hdr_remaining = remaining < 0 ? 0 : remaining;

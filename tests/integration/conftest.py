@@ -397,7 +397,7 @@ class Ficus:
                 with open(self.stderr_path, "rb") as f:
                     f.seek(self._err_offset)
                     new = f.read().decode("utf-8", "replace")
-                taken = [int(p) for p in re.findall(r"cannot listen on .*?:(\d+)\b.*(?:in use|held by)", new)]
+                taken = [int(p) for p in re.findall(r"cannot listen on .*?:(\d+)\b.*(?:in use|holds the address|bound by another process)", new)]
                 if taken:
                     raise PortCollision(taken, "ficus could not bind it")
                 pytest.fail(f"ficus exited with {self.proc.returncode} during startup\n--- stderr ---\n{self.stderr_tail()}")
