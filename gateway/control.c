@@ -224,11 +224,13 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
         s->workers[i].index = i;
         if (ficus_worker_bind(s->workers + i, config, err, sizeof(err)) != 0) {
             ficus_error("%s", err);
+            ficus_config_release(config); /* not published yet: ours alone (a leak report under ASan otherwise) */
             return 1;
         }
     }
     if (ficus_listen_guard_check(s, config, err, sizeof(err)) != 0) {
         ficus_error("%s", err);
+        ficus_config_release(config);
         return 1;
     }
 

@@ -35,8 +35,11 @@ class Demo:
         env = dict(os.environ, FICUS_BIN=FICUS_BIN, DEMO_RUN_DIR=str(tmp_path / "demo"),
                    **{f"DEMO_{k}_PORT": str(v) for k, v in self.ports.items()})
         self.out_path = tmp_path / "demo-output.log"
+        # as from a terminal: SIGINT (Ctrl-C) at its default even when this test runs in the background (a
+        # non-interactive shell's `cmd &` ignores it, and bash cannot trap a signal ignored at its start)
         self.proc = subprocess.Popen(["bash", DEMO], cwd=SOURCE_DIR, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self._chunks = []
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)

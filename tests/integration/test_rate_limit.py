@@ -429,7 +429,7 @@ def test_fleet_accuracy_two_instances(ficus_factory, redis_server):
 
 HOT = """\
 rate_limits:
-  hot: { key: route, limit: 4000, per: 10s }
+  hot: { key: route, limit: 800, per: 10s }
 routes:
 """ + respond_route("hot", "/hot", "hot")
 
@@ -437,35 +437,43 @@ routes:
 def test_hot_key_refills_ahead_and_steps_remaining(ficus_factory, redis_server):
     """Once its lease has grown, a hot key never waits for Redis: the next lease is taken while half of the current
     one is left. Its RateLimit-Remaining (shared bucket at the last answer + unspent lease) moves in quarter-lease steps,
-    rounded down, so that HTTP/2 can index it, and stays within the bucket's bounds."""
-    limit, per_s, quarter_of_max_lease = 4000, 10, 125  # max lease: limit / 8
+    rounded down, so that HTTP/2 can index it, and stays within the bucket's bounds.
+
+    The limit keeps the largest lease (limit / 8 = 100) spent well within a lease's lifetime (1 s) by a client doing
+    ~200 requests/s (ASan on a loaded box, ~5 ms a request): a larger one would expire part-spent there, and the request
+    after it would wait for Redis by design, not by a fault of the refill ahead."""
+    limit, per_s, quarter_of_max_lease = 800, 10, 25  # max lease: limit / 8
+    n_warm, n = 150, 500
     fx = start(ficus_factory, redis_server, HOT)
     with client(fx) as c:
         t0 = time.monotonic()
-        warm, _ = burst(c, "/hot", 300)  # the lease grows 1, 2, 4 ... 256
+        warm, _ = burst(c, "/hot", n_warm)  # the lease grows 1, 2, 4 ... 64, 100
         waits0, leases0 = redis_waits(fx, "hot"), leases(fx, "hot")
-        rs, elapsed = burst(c, "/hot", 2000)
+        rs, elapsed = burst(c, "/hot", n)
         waits1, leases1 = redis_waits(fx, "hot"), leases(fx, "hot")
         since_first = time.monotonic() - t0
-    assert statuses(warm + rs) == [200] * 2300
-    rems = [check_rl_headers(r, limit, "4000;w=10;burst=4000", per_s) for r in rs]
-    print(f"\n[hot key] 2000 requests in {elapsed:.2f}s: {leases1 - leases0:.0f} leases, {waits1 - waits0:.0f} waits for "
+    assert statuses(warm + rs) == [200] * (n_warm + n)
+    rems = [check_rl_headers(r, limit, "800;w=10;burst=800", per_s) for r in rs]
+    print(f"\n[hot key] {n} requests in {elapsed:.2f}s: {leases1 - leases0:.0f} leases, {waits1 - waits0:.0f} waits for "
           f"Redis (warm-up: {waits0:.0f}), {len(set(rems))} distinct RateLimit-Remaining values, last {rems[-1]}")
     assert leases1 - leases0 >= 3, "the run took fewer than 3 leases: it proves little"
     assert waits0 >= 1, "the warm-up (lease of 1 token first) must have waited for Redis"
     assert waits1 == waits0, f"{waits1 - waits0:.0f} requests of a hot key waited for Redis"
-    assert len(set(rems)) <= 60, f"RateLimit-Remaining changed on most responses: {rems[:40]} ..."
-    # 2300 admitted: the bucket holds limit - 2300 + what refilled since the first request (limit / per_s per second)
-    assert limit - 2300 - quarter_of_max_lease <= rems[-1] <= min(limit, limit - 2300 + limit / per_s * since_first + 1)
+    assert len(set(rems)) <= n // 8, f"RateLimit-Remaining changed on most responses: {rems[:40]} ..."
+    # all admitted: the bucket holds limit - admitted + what refilled since the first request (limit / per_s per second)
+    admitted = n_warm + n
+    assert limit - admitted - quarter_of_max_lease <= rems[-1] <= min(limit, limit - admitted + limit / per_s * since_first + 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # 6-7. Redis killed, Redis stalled
 
+# opn's bucket (1000) is far beyond what the lease commands a stall leaves queued in Redis take when it wakes up (the
+# gateway gave up on them, Redis still runs them): so /opn is never limited, only served through store errors
 STORE_ERRORS = """\
 rate_limits:
   loc: { key: "header:X-Client", limit: 20, per: 1s, burst: 20, instances: 2, on_store_error: local }
-  opn: { key: "header:X-Client", limit: 1000, per: 1s, burst: 2, on_store_error: open }
+  opn: { key: "header:X-Client", limit: 1000, per: 1s, burst: 1000, on_store_error: open }
   cls: { key: "header:X-Client", limit: 1000, per: 1s, burst: 2, on_store_error: closed }
 routes:
 """ + respond_route("loc", "/loc", "loc") + respond_route("opn", "/opn", "opn") + respond_route("cls", "/cls", "cls")
