@@ -417,7 +417,10 @@ def test_fleet_accuracy_two_instances(ficus_factory, redis_server):
           f" redis commands {sum(metric(fx, 'ficus_redis_commands_total') for fx in (a, b)):.0f}")
     assert all(o["errored"] == 0 and o["timeout"] == 0 and o["5xx"] == 0 for o in outs), outs
     assert sent >= 2.5 * limit * seconds, f"load generator sent only {sent} requests"
-    assert admitted == admitted_client == allowed, (admitted, admitted_client, allowed)
+    assert admitted == allowed, (admitted, allowed)
+    # h2load stops counting at the end of its -D window: answers then in flight (at most 4 clients x 4 streams per
+    # instance) reached it too late
+    assert 0 <= admitted - admitted_client <= 2 * 4 * 4, (admitted, admitted_client)
     assert store_errors == 0
     assert admitted <= expected * 1.05, f"fleet admitted {admitted:.0f} > {expected} + 5 %"
     assert admitted >= expected * 0.95, f"fleet admitted {admitted:.0f} < {expected} - 5 %"
@@ -429,7 +432,7 @@ def test_fleet_accuracy_two_instances(ficus_factory, redis_server):
 
 HOT = """\
 rate_limits:
-  hot: { key: route, limit: 800, per: 10s }
+  hot: { key: route, limit: 400, per: 10s }
 routes:
 """ + respond_route("hot", "/hot", "hot")
 
@@ -439,21 +442,27 @@ def test_hot_key_refills_ahead_and_steps_remaining(ficus_factory, redis_server):
     one is left. Its RateLimit-Remaining (shared bucket at the last answer + unspent lease) moves in quarter-lease steps,
     rounded down, so that HTTP/2 can index it, and stays within the bucket's bounds.
 
-    The limit keeps the largest lease (limit / 8 = 100) spent well within a lease's lifetime (1 s) by a client doing
-    ~200 requests/s (ASan on a loaded box, ~5 ms a request): a larger one would expire part-spent there, and the request
-    after it would wait for Redis by design, not by a fault of the refill ahead."""
-    limit, per_s, quarter_of_max_lease = 800, 10, 25  # max lease: limit / 8
-    n_warm, n = 150, 500
+    What "never waits" needs, whatever the box's speed: half a lease lasts longer than a Redis round trip, and a whole
+    one is spent within a lease's lifetime (1 s; after that its tokens expire and the next request waits, by design).
+    So the largest lease is small (limit / 8 = 50) and the client at most 250 requests/s: half a lease lasts >= 100 ms,
+    and a client as slow as 100 requests/s (ASan on a loaded box) spends a lease in 0.5 s."""
+    limit, per_s, quarter_of_max_lease = 400, 10, 12  # max lease: limit / 8
+    n_warm, n, rate = 100, 250, 250.0
     fx = start(ficus_factory, redis_server, HOT)
     with client(fx) as c:
         t0 = time.monotonic()
-        warm, _ = burst(c, "/hot", n_warm)  # the lease grows 1, 2, 4 ... 64, 100
+        warm, _ = burst(c, "/hot", n_warm)  # the lease grows 1, 2, 4 ... 32, 50
         waits0, leases0 = redis_waits(fx, "hot"), leases(fx, "hot")
-        rs, elapsed = burst(c, "/hot", n)
+        t1 = time.monotonic()
+        rs = []
+        for i in range(n):
+            time.sleep(max(0.0, t1 + i / rate - time.monotonic()))
+            rs.append(c.get("/hot"))
+        elapsed = time.monotonic() - t1
         waits1, leases1 = redis_waits(fx, "hot"), leases(fx, "hot")
         since_first = time.monotonic() - t0
     assert statuses(warm + rs) == [200] * (n_warm + n)
-    rems = [check_rl_headers(r, limit, "800;w=10;burst=800", per_s) for r in rs]
+    rems = [check_rl_headers(r, limit, "400;w=10;burst=400", per_s) for r in rs]
     print(f"\n[hot key] {n} requests in {elapsed:.2f}s: {leases1 - leases0:.0f} leases, {waits1 - waits0:.0f} waits for "
           f"Redis (warm-up: {waits0:.0f}), {len(set(rems))} distinct RateLimit-Remaining values, last {rems[-1]}")
     assert leases1 - leases0 >= 3, "the run took fewer than 3 leases: it proves little"
