@@ -341,6 +341,7 @@ class Ficus:
         for attempt in range(1, PORT_ATTEMPTS + 1):
             self._spawn()
             if not wait:
+                self._started_once = True  # the caller waits (wait_ready) and may know the ports already
                 return
             try:
                 self._wait_ready()

@@ -25,7 +25,7 @@ server:
       tls: { certificates: [{ cert: "$cert", key: "$key" }] }
   admin: { address: "127.0.0.1:$admin_port" }
   access_log: "off"
-redis: { address: "$redis" }
+redis: { address: "$redis", command_timeout: 1s }   # far above a round trip on a loaded box: no store error by accident
 providers:
   corp:
     issuer: "https://idp.test/"
