@@ -1,5 +1,5 @@
-/* The admin listener: /healthz, /readyz, /metrics (Prometheus text) and the status page (/ and /status.json, see
- * ficus/status.h), served by the control thread.
+/* The admin listener: /healthz, /readyz, /metrics (Prometheus text), /upstreams (JSON) and the status page (/ and
+ * /status.json, see ficus/status.h), served by the control thread.
  *
  * It listens on loopback by default and is plain HTTP: it is for the machine's own probes and scrapers. Scrapes sum
  * the workers' counters (ficus/metrics.h) without stopping them. */
@@ -19,6 +19,7 @@
 #include "ficus/server.h"
 #include "ficus/status.h"
 #include "ficus/traffic.h"
+#include "ficus/upstream.h"
 
 static void send_text(h2o_req_t *req, int status, const char *reason, const char *content_type, h2o_iovec_t body)
 {
@@ -51,12 +52,13 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
                      (unsigned long long)ficus_metrics_reloads_success, (unsigned long long)ficus_metrics_reloads_failure,
                      (unsigned long long)s->generation, s->last_reload_ok, s->running->loaded_at, FICUS_VERSION, H2O_VERSION,
                      OpenSSL_version(OPENSSL_VERSION));
-    h2o_iovec_t parts[4 + FICUS_MAX_PLUGINS];
+    h2o_iovec_t parts[8 + FICUS_MAX_PLUGINS];
     size_t nparts = 0, total = 0;
     parts[nparts++] = body;
     parts[nparts++] = h2o_iovec_init(extra, n);
     ficus_providers_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     ficus_traffic_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
+    ficus_upstreams_render_metrics(&req->pool, &parts[nparts++], s->running, s->num_workers);
     if (s->running->redis != NULL)
         ficus_redis_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     ficus_contract_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
@@ -97,6 +99,10 @@ static int on_admin_req(h2o_handler_t *self, h2o_req_t *req)
                          (int)redis.len, redis.base);
         send_text(req, s->draining ? 503 : 200, s->draining ? "Service Unavailable" : "OK", "application/json",
                   h2o_iovec_init(buf, n));
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/upstreams"))) {
+        h2o_iovec_t body;
+        ficus_upstreams_render_json(&req->pool, &body, s->running, s->num_workers);
+        send_text(req, 200, "OK", "application/json", body);
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
         render_metrics(req, s);
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/"))) {

@@ -97,6 +97,7 @@ static void publish(ficus_server_t *s, ficus_config_t *config)
     ficus_config_t *old = s->running;
     s->running = config;
     ficus_providers_activate(config);
+    ficus_health_apply(s->loop, s->queue, config);
     if (old != NULL)
         ficus_config_release(old);
 }
@@ -261,6 +262,7 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     for (unsigned i = 0; i != s->num_workers; ++i)
         ficus_worker_start(s->workers + i, config);
     ficus_providers_activate(config);
+    ficus_health_apply(s->loop, s->queue, config);
     for (size_t i = 0; i != config->server.num_listeners; ++i) {
         const ficus_listener_conf_t *l = config->server.listeners + i;
         ficus_info("listening on %s (%s)", l->address,

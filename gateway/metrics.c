@@ -167,15 +167,6 @@ void ficus_metrics_render(h2o_mem_pool_t *pool, h2o_iovec_t *result, unsigned nu
             sum += ficus_counter_get(&upstreams.entries[i]->slots[w].requests);
         out(&r, "ficus_upstream_requests_total{upstream=\"%s\"} %llu\n", upstreams.entries[i]->name, (unsigned long long)sum);
     }
-    /* one family's samples together, after its HELP/TYPE (the exposition format requires it) */
-    out(&r, "# HELP ficus_upstream_retries_total Requests sent again to an upstream after a reset.\n"
-            "# TYPE ficus_upstream_retries_total counter\n");
-    for (size_t i = 0; i != upstreams.size; ++i) {
-        uint64_t retries = 0;
-        for (unsigned w = 0; w != num_workers; ++w)
-            retries += ficus_counter_get(&upstreams.entries[i]->slots[w].retries);
-        out(&r, "ficus_upstream_retries_total{upstream=\"%s\"} %llu\n", upstreams.entries[i]->name, (unsigned long long)retries);
-    }
     pthread_mutex_unlock(&registry_mutex);
 
     uint64_t inflight = 0, floods = 0, aborted = 0;

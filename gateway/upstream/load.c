@@ -89,36 +89,271 @@ static int load_endpoint(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_e
     return 0;
 }
 
+/* "20%" (a share in whole percent, within [min, max]) */
+static int load_percent(ficus_conf_ctx_t *cc, const ficus_node_t *node, unsigned min, unsigned max, unsigned *out)
+{
+    if (ficus_conf_expect(cc, node, FICUS_NODE_SCALAR) != 0)
+        return -1;
+    const char *s = node->data.scalar.value;
+    size_t len = node->data.scalar.len;
+    unsigned long v = 0;
+    size_t i = 0;
+    for (; i < len && i < 4 && s[i] >= '0' && s[i] <= '9'; ++i)
+        v = v * 10 + (s[i] - '0');
+    if (i == 0 || i + 1 != len || s[i] != '%' || v < min || v > max)
+        return ficus_conf_error(cc, node, "expected a percentage from %u%% to %u%% (like \"20%%\"), got '%s'", min, max, s);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int load_count(ficus_conf_ctx_t *cc, const ficus_node_t *node, uint64_t min, uint64_t max, unsigned *out)
+{
+    uint64_t v;
+    if (ficus_conf_uint(cc, node, min, max, &v) != 0)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int load_balance(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_upstream_conf_t *u)
+{
+    if (node->type == FICUS_NODE_SCALAR) {
+        static const char *const kinds[] = {"round_robin", "least_request", NULL};
+        int k;
+        if (ficus_conf_enum(cc, node, kinds, &k) != 0)
+            return -1;
+        u->balance.kind = k == 0 ? FICUS_BALANCE_ROUND_ROBIN : FICUS_BALANCE_LEAST_REQUEST;
+        return 0;
+    }
+    ficus_node_t *hash;
+    if (node->type != FICUS_NODE_MAPPING)
+        return ficus_conf_error(cc, node, "balance: expected round_robin, least_request or { hash: KEY }");
+    if (ficus_conf_mapping(cc, node, "hash:s", "", &hash) != 0)
+        return -1;
+    const char *k = hash->data.scalar.value;
+    static const struct {
+        const char *prefix;
+        ficus_hash_key_t key;
+    } kinds[] = {{"header:", FICUS_HASH_HEADER}, {"claim:", FICUS_HASH_CLAIM}, {"cookie:", FICUS_HASH_COOKIE}};
+    u->balance.kind = FICUS_BALANCE_HASH;
+    if (strcmp(k, "ip") == 0) {
+        u->balance.key = FICUS_HASH_IP;
+        return 0;
+    }
+    for (size_t i = 0; i != sizeof(kinds) / sizeof(kinds[0]); ++i) {
+        size_t plen = strlen(kinds[i].prefix);
+        if (strncmp(k, kinds[i].prefix, plen) == 0 && k[plen] != '\0' && !has_unsafe_char(k + plen)) {
+            u->balance.key = kinds[i].key;
+            u->balance.name = h2o_strdup(NULL, k + plen, SIZE_MAX);
+            if (kinds[i].key == FICUS_HASH_HEADER)
+                h2o_strtolower(u->balance.name.base, u->balance.name.len);
+            return 0;
+        }
+    }
+    return ficus_conf_error(cc, hash, "balance hash key '%s': expected header:NAME, claim:NAME, cookie:NAME or ip", k);
+}
+
+static int load_retry(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_upstream_conf_t *u)
+{
+    ficus_node_t *attempts, *on, *backoff, *budget;
+    if (ficus_conf_mapping(cc, node, "", "attempts:s,on:a,backoff:m,budget:s", &attempts, &on, &backoff, &budget) != 0)
+        return -1;
+    if (attempts != NULL && load_count(cc, attempts, 1, 10, &u->retry.attempts) != 0)
+        return -1;
+    if (on != NULL) {
+        static const char *const reasons[] = {"connect_failure", "reset", "502", "503", "504", NULL};
+        u->retry.on = 0;
+        for (size_t i = 0; i != on->data.sequence.size; ++i) {
+            int reason;
+            if (ficus_conf_enum(cc, on->data.sequence.elements[i], reasons, &reason) != 0)
+                return -1;
+            u->retry.on |= 1u << reason;
+        }
+    }
+    if (backoff != NULL) {
+        ficus_node_t *base, *max;
+        if (ficus_conf_mapping(cc, backoff, "", "base:s,max:s", &base, &max) != 0)
+            return -1;
+        if (base != NULL && ficus_conf_duration(cc, base, 1, 60000, &u->retry.backoff_base_ms) != 0)
+            return -1;
+        if (max != NULL && ficus_conf_duration(cc, max, 1, 600000, &u->retry.backoff_max_ms) != 0)
+            return -1;
+        if (u->retry.backoff_max_ms < u->retry.backoff_base_ms)
+            return ficus_conf_error(cc, max != NULL ? max : base, "retry backoff: max must not be less than base");
+    }
+    if (budget != NULL && load_percent(cc, budget, 0, 100, &u->retry.budget_percent) != 0)
+        return -1;
+    return 0;
+}
+
+static int load_outlier(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_upstream_conf_t *u)
+{
+    ficus_node_t *consecutive, *ejection, *max_ejection, *max_ejected;
+    if (ficus_conf_mapping(cc, node, "", "consecutive_failures:s,ejection:s,max_ejection:s,max_ejected:s", &consecutive, &ejection,
+                           &max_ejection, &max_ejected) != 0)
+        return -1;
+    u->outlier.enabled = 1;
+    u->outlier.consecutive_failures = 5;
+    u->outlier.ejection_ms = 10000;
+    u->outlier.max_ejection_ms = 300000;
+    u->outlier.max_ejected_percent = 50;
+    if (consecutive != NULL && load_count(cc, consecutive, 1, 1000, &u->outlier.consecutive_failures) != 0)
+        return -1;
+    if (ejection != NULL && ficus_conf_duration(cc, ejection, 1, 86400000, &u->outlier.ejection_ms) != 0)
+        return -1;
+    if (max_ejection != NULL && ficus_conf_duration(cc, max_ejection, 1, 86400000, &u->outlier.max_ejection_ms) != 0)
+        return -1;
+    if (u->outlier.max_ejection_ms < u->outlier.ejection_ms)
+        return ficus_conf_error(cc, max_ejection != NULL ? max_ejection : ejection,
+                                "outlier: max_ejection must not be less than ejection");
+    if (max_ejected != NULL && load_percent(cc, max_ejected, 0, 100, &u->outlier.max_ejected_percent) != 0)
+        return -1;
+    return 0;
+}
+
+static int load_expect(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_upstream_conf_t *u)
+{
+    if (node->data.sequence.size == 0 || node->data.sequence.size > 16)
+        return ficus_conf_error(cc, node, "health_check expect: give 1 to 16 statuses or ranges (like 200-399)");
+    u->health.num_expect = node->data.sequence.size;
+    u->health.expect = alloc_zeroed(u->health.num_expect, sizeof(*u->health.expect));
+    for (size_t i = 0; i != u->health.num_expect; ++i) {
+        const ficus_node_t *e = node->data.sequence.elements[i];
+        if (ficus_conf_expect(cc, e, FICUS_NODE_SCALAR) != 0)
+            return -1;
+        unsigned lo, hi;
+        char tail;
+        int n = sscanf(e->data.scalar.value, "%3u-%3u%c", &lo, &hi, &tail);
+        if (n == 1 && strlen(e->data.scalar.value) == 3)
+            hi = lo;
+        else if (n != 2 || strlen(e->data.scalar.value) != 7)
+            return ficus_conf_error(cc, e, "health_check expect: '%s' is not a status (200) or a range (200-399)",
+                                    e->data.scalar.value);
+        if (lo < 100 || hi > 599 || lo > hi)
+            return ficus_conf_error(cc, e, "health_check expect: '%s' is not within 100-599", e->data.scalar.value);
+        u->health.expect[i].lo = (uint16_t)lo;
+        u->health.expect[i].hi = (uint16_t)hi;
+    }
+    return 0;
+}
+
+static int load_health(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_upstream_conf_t *u)
+{
+    ficus_node_t *path, *interval, *timeout, *healthy, *unhealthy, *expect;
+    if (ficus_conf_mapping(cc, node, "path:s", "interval:s,timeout:s,healthy:s,unhealthy:s,expect:a", &path, &interval, &timeout,
+                           &healthy, &unhealthy, &expect) != 0)
+        return -1;
+    if (path->data.scalar.value[0] != '/' || has_unsafe_char(path->data.scalar.value) || path->data.scalar.len > 1024)
+        return ficus_conf_error(cc, path, "health_check path must start with '/' and have no spaces or control characters");
+    u->health.enabled = 1;
+    u->health.path = dup_str(path->data.scalar.value);
+    u->health.interval_ms = 2000;
+    u->health.timeout_ms = 1000;
+    u->health.healthy = 2;
+    u->health.unhealthy = 3;
+    if (interval != NULL && ficus_conf_duration(cc, interval, 10, 3600000, &u->health.interval_ms) != 0)
+        return -1;
+    if (timeout != NULL && ficus_conf_duration(cc, timeout, 1, 600000, &u->health.timeout_ms) != 0)
+        return -1;
+    if (u->health.timeout_ms > u->health.interval_ms)
+        return ficus_conf_error(cc, timeout != NULL ? timeout : interval, "health_check timeout must not exceed interval");
+    if (healthy != NULL && load_count(cc, healthy, 1, 100, &u->health.healthy) != 0)
+        return -1;
+    if (unhealthy != NULL && load_count(cc, unhealthy, 1, 100, &u->health.unhealthy) != 0)
+        return -1;
+    if (expect != NULL)
+        return load_expect(cc, expect, u);
+    u->health.num_expect = 1;
+    u->health.expect = alloc_zeroed(1, sizeof(*u->health.expect));
+    u->health.expect[0].lo = 200;
+    u->health.expect[0].hi = 399;
+    return 0;
+}
+
+static int load_breaker(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_upstream_conf_t *u)
+{
+    ficus_node_t *ratio, *min_requests, *window, *open_for;
+    if (ficus_conf_mapping(cc, node, "", "failure_ratio:s,min_requests:s,window:s,open_for:s", &ratio, &min_requests, &window,
+                           &open_for) != 0)
+        return -1;
+    ficus_breaker_conf_t *b = &u->breaker;
+    b->enabled = 1;
+    b->failure_ratio_percent = 50;
+    b->min_requests = 20;
+    b->window_ms = 10000;
+    b->open_for_ms = 5000;
+    if (ratio != NULL && load_percent(cc, ratio, 1, 100, &b->failure_ratio_percent) != 0)
+        return -1;
+    if (min_requests != NULL && ficus_conf_uint(cc, min_requests, 1, 1000000, &b->min_requests) != 0)
+        return -1;
+    if (window != NULL && ficus_conf_duration(cc, window, 100, 3600000, &b->window_ms) != 0)
+        return -1;
+    if (open_for != NULL && ficus_conf_duration(cc, open_for, 1, 3600000, &b->open_for_ms) != 0)
+        return -1;
+    return 0;
+}
+
 static int load_upstream(ficus_conf_ctx_t *cc, const ficus_node_t *name, const ficus_node_t *node, ficus_upstream_conf_t *u)
 {
-    ficus_node_t *endpoints, *connect_timeout, *timeout, *max_connections, *keepalive_timeout;
+    ficus_node_t *endpoints, *connect_timeout, *timeout, *max_connections, *keepalive_timeout, *request_timeout, *balance,
+        *dns_refresh, *retry, *outlier, *health, *breaker;
     u->name = dup_str(name->data.scalar.value);
-    if (ficus_conf_mapping(cc, node, "endpoints:a", "connect_timeout:s,timeout:s,max_connections:s,keepalive_timeout:s", &endpoints,
-                           &connect_timeout, &timeout, &max_connections, &keepalive_timeout) != 0)
+    u->line = name->line;
+    if (ficus_conf_mapping(cc, node, "endpoints:a",
+                           "connect_timeout:s,timeout:s,max_connections:s,keepalive_timeout:s,request_timeout:s,balance:*,"
+                           "dns_refresh:s,retry:m,outlier:m,health_check:m,breaker:m",
+                           &endpoints, &connect_timeout, &timeout, &max_connections, &keepalive_timeout, &request_timeout, &balance,
+                           &dns_refresh, &retry, &outlier, &health, &breaker) != 0)
         return -1;
     if (endpoints->data.sequence.size == 0)
         return ficus_conf_error(cc, endpoints, "upstream '%s' needs at least one endpoint", u->name);
-    if (endpoints->data.sequence.size > 256)
-        return ficus_conf_error(cc, endpoints, "upstream '%s' has more than 256 endpoints", u->name);
+    if (endpoints->data.sequence.size > FICUS_UPSTREAM_MAX_ENDPOINTS)
+        return ficus_conf_error(cc, endpoints, "upstream '%s' has more than %d endpoints", u->name, FICUS_UPSTREAM_MAX_ENDPOINTS);
     u->num_endpoints = endpoints->data.sequence.size;
     u->endpoints = alloc_zeroed(u->num_endpoints, sizeof(*u->endpoints));
-    for (size_t i = 0; i != u->num_endpoints; ++i)
+    for (size_t i = 0; i != u->num_endpoints; ++i) {
         if (load_endpoint(cc, endpoints->data.sequence.elements[i], u->endpoints + i) != 0)
             return -1;
+        for (size_t j = 0; j != i; ++j)
+            if (strcmp(u->endpoints[j].authority.base, u->endpoints[i].authority.base) == 0)
+                return ficus_conf_error(cc, endpoints->data.sequence.elements[i], "upstream '%s' lists endpoint '%s' twice",
+                                        u->name, u->endpoints[i].authority.base);
+    }
     u->connect_timeout_ms = 1000;
     u->timeout_ms = 30000;
     u->max_connections = 1024; /* a bound by default (as Envoy's circuit breaker): a slow upstream cannot take all sockets */
     u->keepalive_timeout_ms = 2000;
+    u->dns_refresh_ms = 30000;
+    u->retry.attempts = 2;
+    u->retry.on = 1u << FICUS_RETRY_CONNECT_FAILURE | 1u << FICUS_RETRY_RESET;
+    u->retry.backoff_base_ms = 25;
+    u->retry.backoff_max_ms = 250;
+    u->retry.budget_percent = 20;
     if (connect_timeout != NULL && ficus_conf_duration(cc, connect_timeout, 1, 600000, &u->connect_timeout_ms) != 0)
         return -1;
     if (timeout != NULL && ficus_conf_duration(cc, timeout, 1, 86400000, &u->timeout_ms) != 0)
+        return -1;
+    if (request_timeout != NULL && ficus_conf_duration(cc, request_timeout, 1, 86400000, &u->request_timeout_ms) != 0)
         return -1;
     if (keepalive_timeout != NULL && ficus_conf_duration(cc, keepalive_timeout, 0, 3600000, &u->keepalive_timeout_ms) != 0)
         return -1;
     if (max_connections != NULL && ficus_conf_uint(cc, max_connections, 1, 10000000, &u->max_connections) != 0)
         return -1;
+    if (dns_refresh != NULL && ficus_conf_duration(cc, dns_refresh, 100, 86400000, &u->dns_refresh_ms) != 0)
+        return -1;
+    if (balance != NULL && load_balance(cc, balance, u) != 0)
+        return -1;
+    if (retry != NULL && load_retry(cc, retry, u) != 0)
+        return -1;
+    if (outlier != NULL && load_outlier(cc, outlier, u) != 0)
+        return -1;
+    if (health != NULL && load_health(cc, health, u) != 0)
+        return -1;
+    if (breaker != NULL && load_breaker(cc, breaker, u) != 0)
+        return -1;
+    u->state = ficus_upstream_state_get(u->name);
     for (size_t i = 0; i != u->num_endpoints; ++i)
-        u->endpoints[i].state = ficus_endpoint_state_get(u->name, u->endpoints[i].authority.base);
+        u->endpoints[i].state = ficus_endpoint_state_get(u->state, u->endpoints[i].authority.base);
     u->stats = ficus_metrics_upstream_get(u->name);
     return 0;
 }
@@ -162,9 +397,13 @@ void ficus_upstreams_free(ficus_config_t *c)
             free(u->endpoints[j].url);
             free(u->endpoints[j].host);
             free(u->endpoints[j].authority.base);
-            ficus_endpoint_state_release(u->endpoints[j].state);
+            ficus_endpoint_state_unconfigure(u->endpoints[j].state);
         }
         free(u->endpoints);
+        ficus_upstream_state_unconfigure(u->state);
+        free(u->balance.name.base);
+        free(u->health.path);
+        free(u->health.expect);
         free(u->name);
         free(u);
     }

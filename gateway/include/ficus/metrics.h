@@ -45,7 +45,6 @@ typedef struct st_ficus_route_stats_t {
 typedef struct st_ficus_upstream_stats_slot_t {
     uint64_t errors[FICUS_UPSTREAM_ERR__COUNT];
     uint64_t requests;
-    uint64_t retries;
     char _pad[64];
 } ficus_upstream_stats_slot_t;
 
