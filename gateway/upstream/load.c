@@ -221,14 +221,16 @@ static int load_expect(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_ups
         const ficus_node_t *e = node->data.sequence.elements[i];
         if (ficus_conf_expect(cc, e, FICUS_NODE_SCALAR) != 0)
             return -1;
-        unsigned lo, hi;
-        char tail;
-        int n = sscanf(e->data.scalar.value, "%3u-%3u%c", &lo, &hi, &tail);
-        if (n == 1 && strlen(e->data.scalar.value) == 3)
-            hi = lo;
-        else if (n != 2 || strlen(e->data.scalar.value) != 7)
-            return ficus_conf_error(cc, e, "health_check expect: '%s' is not a status (200) or a range (200-399)",
-                                    e->data.scalar.value);
+        const char *v = e->data.scalar.value;
+        size_t len = e->data.scalar.len;
+        int digits_ok = len == 3 || (len == 7 && v[3] == '-');
+        for (size_t k = 0; k != len && digits_ok; ++k)
+            digits_ok = k == 3 || (v[k] >= '0' && v[k] <= '9');
+        if (!digits_ok)
+            return ficus_conf_error(cc, e, "health_check expect: '%s' is not a status (200) or a range (200-399)", v);
+        unsigned lo = (unsigned)((v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0')), hi = lo;
+        if (len == 7)
+            hi = (unsigned)((v[4] - '0') * 100 + (v[5] - '0') * 10 + (v[6] - '0'));
         if (lo < 100 || hi > 599 || lo > hi)
             return ficus_conf_error(cc, e, "health_check expect: '%s' is not within 100-599", e->data.scalar.value);
         u->health.expect[i].lo = (uint16_t)lo;
