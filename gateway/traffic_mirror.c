@@ -23,7 +23,9 @@
 #include "ficus/log.h"
 #include "ficus/traffic.h"
 #include "ficus/worker.h"
+#include "ficus/clock.h"
 #include "ficus/upstream/balancer.h"
+#include "ficus/upstream/outlier.h"
 #include "ficus/upstream/request_builder.h"
 
 #define LOG_PATH_MAX 256
@@ -233,10 +235,17 @@ void ficus_traffic_mirror(ficus_req_t *r)
 
     /* the request exactly as the primary gets it (headers after ficus's processing, identity headers included),
      * built into the client's pool and then copied once into the copy's own buffer */
-    ficus_endpoint_rt_t *ep = ficus_balancer_pick(up);
+    int trial;
+    ssize_t ep_index = ficus_balancer_pick(up, r, NULL, ficus_mono_us(), &trial);
+    if (ep_index < 0) { /* no endpoint of the shadow is available (unhealthy, ejected) */
+        ficus_counter_add(&s->results[FICUS_MIRROR_STAT_ERROR], 1);
+        return;
+    }
+    ficus_endpoint_rt_t *ep = up->endpoints[ep_index];
+    ficus_outlier_abandon(ep->state, trial); /* a copy never takes an ejected endpoint's trial */
     ficus_upstream_request_t built;
     ficus_upstream_request_build(&built, r, path);
-    ficus_upstream_request_line(&built, ep->conf);
+    ficus_upstream_request_line(&built, &up->conf->endpoints[ep_index]);
     static const char mark[] = "x-ficus-mirror: 1\r\n";
     size_t total = built.reqbufs[0].len + sizeof(mark) - 1 + built.reqbufs[1].len + body_len;
     ficus_traffic_mirror_t *m = malloc(sizeof(*m) + total);
