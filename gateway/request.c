@@ -445,7 +445,8 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     ficus_counter_add(&ficus_worker_stats[w->index].inflight, 1);
     r->request_id = make_request_id(req);
 
-    /* one canonical path and a checked authority for everything below (ficus/req_hygiene.h) */
+    /* one canonical path, a checked authority and clean headers for everything below (ficus/req_hygiene.h): client
+     * copies of identity headers and Connection-named headers are gone before any plugin sets a header */
     const char *bad = ficus_req_hygiene(r);
     if (bad != NULL) {
         ficus_req_respond_error(r, 400, bad);
@@ -475,14 +476,6 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (req->entity.base != NULL && req->entity.len > r->config->server.max_body_bytes) {
         ficus_req_respond_error(r, 413, "body_too_large");
         return 0;
-    }
-
-    /* identity headers are ficus's to set: whatever the client sent under those names never reaches an upstream */
-    for (size_t i = 0; i != r->config->num_identity_headers; ++i) {
-        ssize_t at;
-        while ((at = h2o_find_header_by_str(&req->headers, r->config->identity_headers[i].base, r->config->identity_headers[i].len,
-                                            -1)) != -1)
-            h2o_delete_header(&req->headers, at);
     }
 
     if (run_pre_route(r))
