@@ -15,8 +15,7 @@ import socket
 import pytest
 
 from conftest import module_ficus, read_h1_response
-from jwt_fixtures import claims, hmac_token
-from monolith_fixtures import body_json, h1, h1_closes_after, h2_raw, monolith  # noqa: F401 - fixture
+from monolith_fixtures import HS_PROVIDER, body_json, h1, h1_closes_after, h2_raw, hs_file, monolith, token  # noqa: F401 - fixtures
 
 CONFIG = """\
 server:
@@ -27,13 +26,7 @@ server:
     - address: "127.0.0.1:$plain_port"
   access_log: off
 $extra
-providers:
-  hs:
-    issuer: "https://idp.test/"
-    hs_secret_file: "$hs_file"
-    audiences: ["api://gateway"]
-    algorithms: [HS256]
-upstreams:
+""" + HS_PROVIDER + """upstreams:
   mono: { endpoints: ["http://$mono"] }
 routes:
   - name: id
@@ -45,23 +38,13 @@ routes:
     to: mono
 """
 
-SECRET = b"fedcba9876543210fedcba9876543210fedcba9876543210"
 
-
-@pytest.fixture(scope="module")
-def hs_file(tmp_path_factory):
-    p = tmp_path_factory.mktemp("hs") / "hs.key"
-    p.write_bytes(SECRET)
-    return p
 
 
 @pytest.fixture(scope="module")
 def fx(request, tmp_path_factory, certs, echoes, monolith, hs_file):  # noqa: F811
     return module_ficus(request, tmp_path_factory, certs, echoes, CONFIG, mono=monolith.addr, hs_file=hs_file, extra="")
 
-
-def token(sub="alice"):
-    return hmac_token(SECRET, claims_=claims(iss="https://idp.test/", aud="api://gateway", sub=sub))
 
 
 def req(fx, path="/x", headers=b"", host=b"Host: localhost\r\n", version=b"HTTP/1.1", body=b""):
