@@ -42,7 +42,7 @@ int ficus_req_responded(const ficus_req_t *req)
 
 static __thread uint64_t rid_state[2];
 
-static uint64_t rid_next(void)
+uint64_t ficus_random64(void)
 {
     /* xorshift128+: request ids must be unique, not secret */
     if (rid_state[0] == 0 && rid_state[1] == 0) {
@@ -74,7 +74,7 @@ static h2o_iovec_t make_request_id(h2o_req_t *req)
         return req->headers.entries[i].value;
     char *buf = h2o_mem_alloc_pool(&req->pool, 33);
     static const char hex[] = "0123456789abcdef";
-    uint64_t a = rid_next(), b = rid_next();
+    uint64_t a = ficus_random64(), b = ficus_random64();
     for (int i = 15; i >= 0; --i, a >>= 4, b >>= 4) { /* per request: no printf */
         buf[i] = hex[a & 15];
         buf[16 + i] = hex[b & 15];
@@ -444,6 +444,7 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     ++w->inflight;
     ficus_counter_add(&ficus_worker_stats[w->index].inflight, 1);
     r->request_id = make_request_id(req);
+    ficus_trace_start(r);
 
     /* one canonical path, a checked authority and clean headers for everything below (ficus/req_hygiene.h): client
      * copies of identity headers and Connection-named headers are gone before any plugin sets a header */

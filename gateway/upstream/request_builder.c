@@ -9,6 +9,7 @@
 #include <string.h>
 #include "ficus/forwarding.h"
 #include "ficus/req.h"
+#include "ficus/trace.h"
 #include "ficus/upstream/request_builder.h"
 
 static int is_hop_by_hop(const h2o_iovec_t *name)
@@ -23,7 +24,7 @@ static int is_replaced_header(const h2o_iovec_t *name)
 {
     /* set by ficus itself: the client's copies never reach the upstream */
     return name == &H2O_TOKEN_HOST->buf || name == &H2O_TOKEN_CONTENT_LENGTH->buf || name == &H2O_TOKEN_EXPECT->buf ||
-           ficus_forwarding_is_own(name->base, name->len);
+           ficus_forwarding_is_own(name->base, name->len) || ficus_trace_is_header(name);
 }
 
 typedef struct st_ficus_strbuf_t {
@@ -119,6 +120,8 @@ void ficus_upstream_request_build(ficus_upstream_request_t *p, ficus_req_t *r, h
 
     h2o_iovec_t fwd = ficus_forwarding_headers(r); /* X-Forwarded-*, Forwarded, X-Real-IP, X-Request-Id */
     sb_append(&sb, fwd.base, fwd.len);
+    char trace[FICUS_TRACE_HEADERS_MAX];
+    sb_append(&sb, trace, ficus_trace_headers(&r->trace, trace)); /* traceparent (a new span), tracestate */
     sb_append(&sb, H2O_STRLIT("\r\n"));
 
     p->reqbufs[1] = h2o_iovec_init(sb.base, sb.len);
