@@ -17,6 +17,7 @@
 #include "ficus/clock.h"
 #include "ficus/cookie.h"
 #include "ficus/traffic.h"
+#include "ficus/upstream.h"
 #include "ficus/worker.h"
 
 #define STICKY_MAX_AGE "31536000" /* one year: the bucket of a keyless visitor outlives any ramp */
@@ -263,8 +264,8 @@ void ficus_traffic_before_response(ficus_req_t *r)
 
 void ficus_traffic_on_request_end(ficus_req_t *r)
 {
-    if (r->traffic.mirror != NULL)
-        ficus_traffic_mirror_end(r);
+    if (r->traffic.mirror != NULL) /* the exchange never started or never reported (a 400 bad_path) */
+        ficus_traffic_mirror_primary(r, 0, 0, 0, NULL);
     /* the answer of the upstream the request ended on (a failed attempt before a fallback is counted by the fallback) */
     if (r->traffic.upstream == NULL)
         return;
@@ -276,4 +277,61 @@ void ficus_traffic_on_request_end(ficus_req_t *r)
         uint64_t started = r->upstream.started_at_us;
         ficus_traffic_record_response(r, r->traffic.upstream, r->h2o->res.status, started != 0 ? ficus_mono_us() - started : 0);
     }
+}
+
+static ficus_fallback_reason_t fallback_reason(ficus_proxy_failure_t why)
+{
+    switch (why) {
+    case FICUS_PROXY_NO_ENDPOINT:
+        return FICUS_FALLBACK_NO_ENDPOINT;
+    case FICUS_PROXY_BREAKER_OPEN:
+        return FICUS_FALLBACK_CIRCUIT_OPEN;
+    case FICUS_PROXY_RESET:
+        return FICUS_FALLBACK_RESET;
+    case FICUS_PROXY_STATUS_502:
+        return FICUS_FALLBACK_STATUS_502;
+    case FICUS_PROXY_STATUS_503:
+        return FICUS_FALLBACK_STATUS_503;
+    case FICUS_PROXY_STATUS_504:
+        return FICUS_FALLBACK_STATUS_504;
+    default:
+        return FICUS_FALLBACK_CONNECT;
+    }
+}
+
+/* The chosen upstream failed before any response byte and the fallback is tried: the failure counts as that
+ * upstream's 5xx, the fallback is where the request now goes (the response headers and the log say so). */
+static void on_proxy_fallback(void *data, ficus_req_t *r, const ficus_upstream_conf_t *from, ficus_proxy_failure_t why,
+                              const ficus_upstream_conf_t *to)
+{
+    const ficus_traffic_conf_t *t = r->route->traffic;
+    uint64_t started = (uint64_t)(uintptr_t)data;
+    int status = why >= FICUS_PROXY_STATUS_502 && why <= FICUS_PROXY_STATUS_504 ? 502 + (why - FICUS_PROXY_STATUS_502) : 502;
+    ficus_traffic_record_response(r, from, status, ficus_mono_us() - started);
+    ficus_fallback_stats_t *fs = t->fallback_stats[from->index];
+    if (fs != NULL)
+        ficus_counter_add(&fs->slots[r->worker->index].reasons[fallback_reason(why)], 1);
+    ficus_traffic_set_upstream(r, to, FICUS_DECISION_FALLBACK);
+}
+
+static void on_proxy_done(void *data, ficus_req_t *r, const ficus_proxy_result_t *result)
+{
+    if (r->traffic.mirror != NULL)
+        ficus_traffic_mirror_primary(r, result->complete && result->status != 0, result->status, result->body_bytes,
+                                     result->has_digest ? result->digest : NULL);
+}
+
+void ficus_traffic_proxy(ficus_req_t *r)
+{
+    const ficus_traffic_conf_t *t = r->route->traffic;
+    const ficus_upstream_conf_t *u = ficus_traffic_choose(r);
+    if (t->mirror != NULL)
+        ficus_traffic_mirror(r);
+    ficus_proxy_options_t options = {.on_done = on_proxy_done,
+                                     .on_fallback = on_proxy_fallback,
+                                     .data = (void *)(uintptr_t)ficus_mono_us() /* when the exchange started */};
+    if (t->fallback != NULL && t->fallback != u)
+        options.fallback = ficus_upstream_rt_of(r, t->fallback);
+    options.digest = r->traffic.mirror != NULL;
+    ficus_proxy_start_ex(r, ficus_upstream_rt_of(r, u), &options);
 }

@@ -18,8 +18,8 @@ const char *const ficus_mirror_stat_names[FICUS_MIRROR_STAT__COUNT] = {
     "sent", "skipped_sample", "skipped_method", "skipped_body", "skipped_capacity", "error", "timeout"};
 const char *const ficus_compare_result_names[FICUS_COMPARE__COUNT] = {"match", "status_differs", "body_differs", "shadow_error",
                                                                       "shadow_timeout"};
-const char *const ficus_fallback_reason_names[FICUS_FALLBACK__COUNT] = {"connect", "circuit_open", "reset",
-                                                                        "timeout", "overloaded",   "status"};
+const char *const ficus_fallback_reason_names[FICUS_FALLBACK__COUNT] = {"connect", "no_endpoint", "circuit_open", "reset",
+                                                                        "502",     "503",         "504"};
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static H2O_VECTOR(ficus_route_upstream_stats_t *) pairs;

@@ -17,7 +17,6 @@
 #include "ficus/log.h"
 #include "ficus/plugin.h"
 #include "ficus/redis.h"
-#include "ficus/traffic.h"
 #include "ficus/worker.h"
 
 __thread ficus_worker_t *ficus_current_worker;
@@ -79,7 +78,6 @@ static ficus_wgen_t *wgen_create(ficus_worker_t *w, ficus_config_t *config)
 static void apply_runtime_settings(ficus_worker_t *w, const ficus_config_t *config)
 {
     w->globalconf.max_request_entity_size = config->server.max_body_bytes;
-    w->globalconf.http1.upgrade_to_http2 = config->server.h2c; /* `Upgrade: h2c` and the h2c preface on plain listeners */
     w->ctx.handshake_timeout.timeout = config->server.handshake_timeout_ms;
     w->ctx.http1.req_timeout.timeout = config->server.idle_timeout_ms;
     w->ctx.http2.idle_timeout.timeout = config->server.idle_timeout_ms;
@@ -347,7 +345,6 @@ static void *worker_main(void *arg)
     while (!w->exited)
         h2o_evloop_run(w->loop, INT32_MAX);
     ficus_access_log_flush(&w->access_log);
-    ficus_traffic_mirror_worker_exit(); /* mirrored copies still in flight (gateway/traffic_mirror.c) */
     dispose_timeouts(w);
     return NULL;
 }

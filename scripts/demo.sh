@@ -178,6 +178,12 @@ try "curl --cacert $CA -i -H \"Authorization: Bearer \$($FICUS token --sub bob)\
 try "curl --cacert $CA -s -o /dev/null -w '%{http_code} ' $AUTH '$H/api/orders?n=[1-12]'; echo" \
     "12 requests at once: 200 while alice's bucket lasts (burst 5,"
 more "refilled at 10/s), then 429 with Retry-After and RateLimit-*"
+try "for u in alice bob carol dave erin; do curl --cacert $CA -s -o /dev/null -w '%header{x-ficus-upstream} ' -H \"X-Customer-Id: \$u\" $H/api/catalog; done; echo" \
+    "split: 20 % of users on orders, the rest on the monolith;"
+more "each user keeps its side (x-ficus-upstream: who answered)"
+try "curl --cacert $CA -s -H 'X-Ficus-Upstream: orders' $H/api/catalog" "override: a tester pinned to the new service"
+try "curl --cacert $CA -s $H/reports/daily" "the monolith answers; orders gets a shadow copy, compared:"
+more "ficus_mirror_compare_total{route=\"reports\"} in /metrics"
 try "redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 2" "fleet-wide shedding: within 1 s normal and low routes"
 more "answer 503 (/ above), high ones (/api/orders) are served"
 try "redis-cli -p $REDIS_PORT SET '{ficus:shed}:level' 0" "back to normal within 1 s"

@@ -129,6 +129,8 @@ void ficus_proxy_upstream_failed(ficus_proxy_t *p, ficus_proxy_failure_t why, in
                     p->fallback->conf->name, (int)r->request_id.len, r->request_id.base);
         p->result.fallback_from = p->up->conf;
         p->result.fallback_reason = why;
+        if (p->opts.on_fallback != NULL)
+            p->opts.on_fallback(p->opts.data, r, p->up->conf, why, p->fallback->conf);
         p->up = p->fallback;
         p->fallback = NULL;
         p->attempts = 0;

@@ -10,7 +10,6 @@
 #include <string.h>
 #include "ficus/clock.h"
 #include "ficus/req.h"
-#include "ficus/traffic.h"
 #include "ficus/worker.h"
 #include "ficus/upstream/proxy.h"
 
@@ -28,8 +27,6 @@ static void do_send(ficus_proxy_t *p)
     h2o_iovec_t vec;
     assert(p->sending.bytes_inflight == 0);
     vec = h2o_doublebuffer_prepare(&p->sending, &p->x.body, p->r->h2o->preferred_chunk_size);
-    if (p->r->traffic.mirror != NULL && vec.len != 0)
-        ficus_traffic_on_primary_body(p->r, &vec, 1); /* the comparison's digest (gateway/traffic_mirror.c) */
     if (p->x.done && vec.len == p->sending.buf->size && p->x.body->size == 0) {
         int failed = p->body_error;
         account(p, vec);

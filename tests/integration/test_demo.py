@@ -19,6 +19,7 @@ import time
 import httpx
 import pytest
 
+import split_ref
 from conftest import FICUS_BIN, SANITIZER_RE, SLOW, SOURCE_DIR, free_port, port_accepts, wait_for
 
 DEMO = os.path.join(SOURCE_DIR, "scripts", "demo.sh")
@@ -178,6 +179,22 @@ def test_demo_prints_commands_that_work(demo):
             assert codes[0] == 200 and 429 in codes, out + where
             assert codes.count(200) <= 5 + 10 * took + 1, f"{codes} in {took:.2f}s" + where
             checked.append("429")
+        elif cmd.startswith("for u in alice bob carol dave erin; do curl"):
+            users = ["alice", "bob", "carol", "dave", "erin"]
+            want = [split_ref.side("catalog", u, [("orders", 20), ("monolith", 80)]) for u in users]
+            assert out.split() == want, out + where
+            assert bash(cmd, env)[0].stdout.split() == want, where  # each user keeps its side
+            checked.append("split")
+        elif "-H 'X-Ficus-Upstream: orders'" in cmd and "/api/catalog" in cmd:
+            echo = json.loads(out)
+            assert echo["upstream"] == "orders" and "x-ficus-upstream" not in echo["headers"], out + where
+            checked.append("override")
+        elif re.fullmatch(rf"curl --cacert \S+ -s {base}/reports/daily", cmd):
+            assert json.loads(out)["upstream"] == "monolith", out + where
+            wait_for(lambda: re.search(r'^ficus_mirror_compare_total\{route="reports",result="body_differs"\} [1-9]',
+                                       httpx.get(f"http://127.0.0.1:{p['ADMIN']}/metrics").text, re.M),
+                     5 * SLOW, what="the shadow's answer compared")
+            checked.append("mirror")
         elif re.fullmatch(r"redis-cli -p (\d+) SET '\{ficus:shed\}:level' 2", cmd):
             assert out.strip() == "OK" and f"-p {p['REDIS']} " in cmd, out + where
             # what the comment says: normal and low routes shed, high ones served (a token of its own: alice's
@@ -207,7 +224,7 @@ def test_demo_prints_commands_that_work(demo):
             checked.append("metrics")
         else:
             pytest.fail(f"demo.sh prints a command this test does not check: {cmd!r} (add its check here)")
-    assert len(checked) == len(set(checked)) == 13, checked
+    assert len(checked) == len(set(checked)) == 16, checked
 
     # the lines after the commands
     m = re.search(r"^  Reload: edit (\S+), then\s+(kill -HUP (\d+))\s", text, re.M)

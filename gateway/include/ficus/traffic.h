@@ -75,12 +75,13 @@ typedef enum enum_ficus_compare_result_t {
 } ficus_compare_result_t;
 
 typedef enum enum_ficus_fallback_reason_t {
-    FICUS_FALLBACK_CONNECT = 0, /* connect failure or no endpoint available */
-    FICUS_FALLBACK_CIRCUIT_OPEN,
-    FICUS_FALLBACK_RESET, /* the connection died before the response head */
-    FICUS_FALLBACK_TIMEOUT,
-    FICUS_FALLBACK_OVERLOADED,
-    FICUS_FALLBACK_STATUS, /* a 502, 503 or 504 answer */
+    FICUS_FALLBACK_CONNECT = 0,  /* could not connect */
+    FICUS_FALLBACK_NO_ENDPOINT,  /* no endpoint available (all unhealthy or ejected) */
+    FICUS_FALLBACK_CIRCUIT_OPEN, /* the upstream's circuit is open */
+    FICUS_FALLBACK_RESET,        /* the connection died before the response head */
+    FICUS_FALLBACK_STATUS_502,   /* a 502, 503 or 504 answer */
+    FICUS_FALLBACK_STATUS_503,
+    FICUS_FALLBACK_STATUS_504,
     FICUS_FALLBACK__COUNT
 } ficus_fallback_reason_t;
 
@@ -166,6 +167,9 @@ int ficus_parse_sample(const char *s, size_t len, uint32_t *out);
 
 /* ---- at request time (gateway/traffic.c) ---- */
 
+/** The route's proxy action (request.c): chooses the upstream, sends the mirrored copy, starts the exchange with the
+ * route's fallback, and accounts for the outcome (fallbacks, decisions, the primary's side of the comparison). */
+void ficus_traffic_proxy(ficus_req_t *req);
 /** Chooses the upstream of a proxied request (the route's `to`, or the split's decision) and records the decision
  * in req->traffic. Removes the override header and cookie from the request. Returns the upstream. */
 const ficus_upstream_conf_t *ficus_traffic_choose(ficus_req_t *req);
@@ -185,12 +189,9 @@ size_t ficus_split_target_by_name(const ficus_split_conf_t *split, const char *v
 
 /** Sends the mirrored copy of a request of a route with `mirror:` (or counts why not), without waiting. */
 void ficus_traffic_mirror(ficus_req_t *req);
-/** The primary's response body as it is sent to the client (only when req->traffic.mirror is set). */
-void ficus_traffic_on_primary_body(ficus_req_t *req, const h2o_iovec_t *bufs, size_t n);
-/** The request ends (req->traffic.mirror set): hands the primary's result to the comparison and detaches. */
-void ficus_traffic_mirror_end(ficus_req_t *req);
-/** At worker thread end: cancels and frees the copies still in flight. */
-void ficus_traffic_mirror_worker_exit(void);
+/** Hands the primary's result to the comparison waiting in req->traffic.mirror (set) and detaches it. digest: the
+ * SHA-256 of the body relayed, or NULL. complete = 0: not compared. */
+void ficus_traffic_mirror_primary(ficus_req_t *req, int complete, int status, uint64_t body_bytes, const uint8_t *digest);
 
 /* ---- metrics (gateway/traffic_metrics.c) ---- */
 

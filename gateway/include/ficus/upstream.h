@@ -86,6 +86,10 @@ typedef struct st_ficus_proxy_options_t {
     /* called once when the exchange ends (response complete, a local error sent, or the client gone), on the worker
      * thread, with the request still readable; may be NULL */
     void (*on_done)(void *data, ficus_req_t *r, const ficus_proxy_result_t *result);
+    /* called when the chosen upstream failed and the fallback is about to be tried (before any response head), with
+     * the request still readable; may be NULL */
+    void (*on_fallback)(void *data, ficus_req_t *r, const ficus_upstream_conf_t *from, ficus_proxy_failure_t why,
+                        const ficus_upstream_conf_t *to);
     void *data;
 } ficus_proxy_options_t;
 
