@@ -413,7 +413,7 @@ def test_fleet_budget_is_shared_by_live_instances(ficus_factory, redis):
         t.join(10)
     # the other instance stops publishing: dropped after 3 poll intervals, the whole budget is ours again
     wait_for(lambda: fx.metrics().get("ficus_fleet_instances") == 1, 5 * SLOW, what="the stale instance dropped")
-    assert probe(fx, "normal")[0] == 200
+    wait_status(fx, "normal", 200)  # bounded: the gauge and the share in force may be a poll apart on a loaded box
     assert h.join() == [200] * 3
     assert fx.metrics().get("ficus_shed_total", priority="normal", reason="fleet_budget") >= 1
 
