@@ -107,6 +107,7 @@ void ficus_access_log_write(ficus_access_log_t *log, int fd, ficus_req_t *r)
     /* each field is bounded (method 32, host 256, path 2048, ids 128), so a line stays below LINE_MAX_BYTES */
     o += sprintf(out + o, "{\"time\":\"%s\",\"request_id\":", ts);
     o += json_str(out + o, r->request_id.base, r->request_id.len, 128);
+    o += sprintf(out + o, ",\"trace_id\":\"%s\"", r->trace.trace_id);
     o += sprintf(out + o, ",\"client\":\"%s\",\"protocol\":\"%s\",\"method\":", peer,
                  req->version >= 0x200   ? "HTTP/2"
                  : req->version == 0x100 ? "HTTP/1.0"

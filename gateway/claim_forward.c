@@ -34,6 +34,7 @@ static const struct {
     {"content-length", "message framing"},
     {"expect", "message framing"},
     {"forwarded", "proxy information"},
+    {"x-real-ip", "set by ficus's proxy"},
     {"x-forwarded-*", "set by ficus's proxy"},
     {"x-request-id", "set by ficus's proxy"},
 };
@@ -74,6 +75,8 @@ int ficus_claim_forwards_load(ficus_conf_ctx_t *cc, const ficus_node_t *mapping,
         for (size_t j = 0; j != len; ++j)
             if (!is_tchar((unsigned char)name[j]))
                 return ficus_conf_error(cc, v, "invalid header name '%s' (letters, digits and !#$%%&'*+-.^_`|~ only)", name);
+        if (memchr(name, '_', len) != NULL)
+            return ficus_conf_error(cc, v, "header '%s' has a '_': CGI, WSGI and PHP read it as '-' (a look-alike); use '-'", name);
         h2o_iovec_t lc = h2o_strdup(NULL, name, len);
         for (size_t j = 0; j != len; ++j)
             lc.base[j] = tolower((unsigned char)lc.base[j]);

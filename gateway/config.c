@@ -326,9 +326,16 @@ static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_con
     config->server.max_header_bytes = 16 * 1024;
     config->server.max_body_bytes = 10 * 1024 * 1024;
     if (limits != NULL) {
-        ficus_node_t *mh, *mb;
-        if (ficus_conf_mapping(cc, limits, "", "max_header_bytes:s,max_body_bytes:s", &mh, &mb) != 0)
+        ficus_node_t *mh, *mb, *us;
+        static const char *const us_modes[] = {"drop", "reject", "allow", NULL};
+        int us_mode;
+        if (ficus_conf_mapping(cc, limits, "", "max_header_bytes:s,max_body_bytes:s,underscore_headers:s", &mh, &mb, &us) != 0)
             return -1;
+        if (us != NULL) {
+            if (ficus_conf_enum(cc, us, us_modes, &us_mode) != 0)
+                return -1;
+            config->server.underscore_headers = us_mode;
+        }
         if (mh != NULL && ficus_conf_size(cc, mh, 1024, 1024 * 1024, &config->server.max_header_bytes) != 0)
             return -1;
         if (mb != NULL && ficus_conf_size(cc, mb, 0, (uint64_t)1 << 32, &config->server.max_body_bytes) != 0)
@@ -366,8 +373,10 @@ static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_con
     config->server.h2_max_resets = 200;
     config->server.h2_reset_window_ms = 10000;
     if (http2 != NULL) {
-        ficus_node_t *mr, *rw;
-        if (ficus_conf_mapping(cc, http2, "", "max_resets:s,reset_window:s", &mr, &rw) != 0)
+        ficus_node_t *mr, *rw, *h2c;
+        if (ficus_conf_mapping(cc, http2, "", "max_resets:s,reset_window:s,h2c:s", &mr, &rw, &h2c) != 0)
+            return -1;
+        if (h2c != NULL && ficus_conf_bool(cc, h2c, &config->server.h2c) != 0)
             return -1;
         if (mr != NULL && ficus_conf_uint(cc, mr, 1, 1000000, &config->server.h2_max_resets) != 0)
             return -1;

@@ -42,7 +42,7 @@ int ficus_req_responded(const ficus_req_t *req)
 
 static __thread uint64_t rid_state[2];
 
-static uint64_t rid_next(void)
+uint64_t ficus_random64(void)
 {
     /* xorshift128+: request ids must be unique, not secret */
     if (rid_state[0] == 0 && rid_state[1] == 0) {
@@ -74,7 +74,7 @@ static h2o_iovec_t make_request_id(h2o_req_t *req)
         return req->headers.entries[i].value;
     char *buf = h2o_mem_alloc_pool(&req->pool, 33);
     static const char hex[] = "0123456789abcdef";
-    uint64_t a = rid_next(), b = rid_next();
+    uint64_t a = ficus_random64(), b = ficus_random64();
     for (int i = 15; i >= 0; --i, a >>= 4, b >>= 4) { /* per request: no printf */
         buf[i] = hex[a & 15];
         buf[16 + i] = hex[b & 15];
@@ -441,8 +441,10 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     ++w->inflight;
     ficus_counter_add(&ficus_worker_stats[w->index].inflight, 1);
     r->request_id = make_request_id(req);
+    ficus_trace_start(r);
 
-    /* one canonical path and a checked authority for everything below (ficus/req_hygiene.h) */
+    /* one canonical path, a checked authority and clean headers for everything below (ficus/req_hygiene.h): client
+     * copies of identity headers and Connection-named headers are gone before any plugin sets a header */
     const char *bad = ficus_req_hygiene(r);
     if (bad != NULL) {
         ficus_req_respond_error(r, 400, bad);
@@ -472,14 +474,6 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (req->entity.base != NULL && req->entity.len > r->config->server.max_body_bytes) {
         ficus_req_respond_error(r, 413, "body_too_large");
         return 0;
-    }
-
-    /* identity headers are ficus's to set: whatever the client sent under those names never reaches an upstream */
-    for (size_t i = 0; i != r->config->num_identity_headers; ++i) {
-        ssize_t at;
-        while ((at = h2o_find_header_by_str(&req->headers, r->config->identity_headers[i].base, r->config->identity_headers[i].len,
-                                            -1)) != -1)
-            h2o_delete_header(&req->headers, at);
     }
 
     if (run_pre_route(r))

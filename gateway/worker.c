@@ -78,6 +78,7 @@ static ficus_wgen_t *wgen_create(ficus_worker_t *w, ficus_config_t *config)
 static void apply_runtime_settings(ficus_worker_t *w, const ficus_config_t *config)
 {
     w->globalconf.max_request_entity_size = config->server.max_body_bytes;
+    w->globalconf.http1.upgrade_to_http2 = config->server.h2c; /* `Upgrade: h2c` and the h2c preface on plain listeners */
     w->ctx.handshake_timeout.timeout = config->server.handshake_timeout_ms;
     w->ctx.http1.req_timeout.timeout = config->server.idle_timeout_ms;
     w->ctx.http2.idle_timeout.timeout = config->server.idle_timeout_ms;

@@ -1,41 +1,30 @@
 /* Building the upstream request (ficus/upstream/request_builder.h): path rewriting, header filtering, forwarding
  * headers.
  *
- * HEADERS: hop-by-hop headers (RFC 9110 7.6.1, including those the client's Connection names) and those ficus sets
- * itself (Host, Content-Length, Expect, X-Forwarded-*, X-Request-Id) are not copied; X-Forwarded-For keeps the
- * client's value only when the peer is a trusted proxy; Content-Length is set from the buffered body.
+ * HEADERS: hop-by-hop headers (RFC 9110 7.6.1; those the client's Connection names were removed at request entry,
+ * gateway/req_hygiene.c, before any plugin added its own) and those ficus sets itself (Host, Content-Length, Expect,
+ * and the forwarding headers of ficus/forwarding.h) are not copied; Content-Length is set from the buffered body.
  * COST: the header block is assembled with memcpy into one pool buffer sized up front (no printf per header). */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include "ficus/forwarding.h"
 #include "ficus/req.h"
+#include "ficus/trace.h"
 #include "ficus/upstream/request_builder.h"
 
-static int is_hop_by_hop(const h2o_iovec_t *name, const h2o_req_t *req)
+static int is_hop_by_hop(const h2o_iovec_t *name)
 {
-    if (name == &H2O_TOKEN_CONNECTION->buf || name == &H2O_TOKEN_KEEP_ALIVE->buf || name == &H2O_TOKEN_TE->buf ||
-        name == &H2O_TOKEN_TRANSFER_ENCODING->buf || name == &H2O_TOKEN_UPGRADE->buf || name == &H2O_TOKEN_HTTP2_SETTINGS->buf ||
-        h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-connection")) ||
-        h2o_lcstris(name->base, name->len, H2O_STRLIT("trailer")))
-        return 1;
-    /* headers named by the client's Connection header are hop-by-hop too (RFC 9110 7.6.1) */
-    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, i)) != -1;) {
-        h2o_iovec_t v = req->headers.entries[i].value, tok;
-        const char *p = v.base;
-        while (ficus_http_list_next(&p, v.base + v.len, &tok))
-            if (h2o_lcstris(tok.base, tok.len, name->base, name->len)) /* name is lowercase, the token any case */
-                return 1;
-    }
-    return 0;
+    return name == &H2O_TOKEN_CONNECTION->buf || name == &H2O_TOKEN_KEEP_ALIVE->buf || name == &H2O_TOKEN_TE->buf ||
+           name == &H2O_TOKEN_TRANSFER_ENCODING->buf || name == &H2O_TOKEN_UPGRADE->buf || name == &H2O_TOKEN_HTTP2_SETTINGS->buf ||
+           h2o_lcstris(name->base, name->len, H2O_STRLIT("proxy-connection")) ||
+           h2o_lcstris(name->base, name->len, H2O_STRLIT("trailer"));
 }
 
 static int is_replaced_header(const h2o_iovec_t *name)
 {
     /* set by ficus itself: the client's copies never reach the upstream */
     return name == &H2O_TOKEN_HOST->buf || name == &H2O_TOKEN_CONTENT_LENGTH->buf || name == &H2O_TOKEN_EXPECT->buf ||
-           name == &H2O_TOKEN_X_FORWARDED_FOR->buf || h2o_lcstris(name->base, name->len, H2O_STRLIT("x-forwarded-proto")) ||
-           h2o_lcstris(name->base, name->len, H2O_STRLIT("x-forwarded-host")) ||
-           h2o_lcstris(name->base, name->len, H2O_STRLIT("x-request-id"));
+           ficus_forwarding_is_own(name->base, name->len) || ficus_trace_is_header(name);
 }
 
 typedef struct st_ficus_strbuf_t {
@@ -63,19 +52,6 @@ static void sb_header(ficus_strbuf_t *sb, const char *name, size_t nlen, const c
     sb_append(sb, ": ", 2);
     sb_append(sb, value, vlen);
     sb_append(sb, "\r\n", 2);
-}
-
-static size_t peer_address(h2o_req_t *req, struct sockaddr_storage *ss, char *buf, size_t bufsize)
-{
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (void *)ss);
-    buf[0] = '\0';
-    if (len == 0)
-        return 0;
-    if (ss->ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, buf, bufsize);
-    else if (ss->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr, buf, bufsize);
-    return strlen(buf);
 }
 
 int ficus_upstream_request_path(ficus_req_t *r, h2o_iovec_t *out)
@@ -135,39 +111,17 @@ void ficus_upstream_request_build(ficus_upstream_request_t *p, ficus_req_t *r, h
         sb_header(&sb, H2O_STRLIT("content-length"), cl, n);
     }
 
-    h2o_iovec_t client_xff = {NULL, 0};
     for (size_t i = 0; i != req->headers.size; ++i) {
         const h2o_header_t *h = req->headers.entries + i;
-        if (h->name == &H2O_TOKEN_X_FORWARDED_FOR->buf && client_xff.base == NULL)
-            client_xff = h->value;
-        if (is_replaced_header(h->name) || is_hop_by_hop(h->name, req))
+        if (is_replaced_header(h->name) || is_hop_by_hop(h->name))
             continue;
         sb_header(&sb, h->name->base, h->name->len, h->value.base, h->value.len);
     }
 
-    /* X-Forwarded-For: the client's value only when the peer is a trusted proxy (RFC 7239 spirit) */
-    struct sockaddr_storage ss;
-    char peer[INET6_ADDRSTRLEN];
-    size_t peer_len = peer_address(req, &ss, peer, sizeof(peer));
-    if (peer_len != 0) {
-        if (client_xff.base != NULL &&
-            ficus_cidr_contains(r->config->server.trusted_proxies, r->config->server.num_trusted_proxies, (void *)&ss)) {
-            sb_append(&sb, H2O_STRLIT("x-forwarded-for: "));
-            sb_append(&sb, client_xff.base, client_xff.len);
-            sb_append(&sb, H2O_STRLIT(", "));
-            sb_append(&sb, peer, peer_len);
-            sb_append(&sb, H2O_STRLIT("\r\n"));
-        } else {
-            sb_header(&sb, H2O_STRLIT("x-forwarded-for"), peer, peer_len);
-        }
-    }
-    if (r->is_tls)
-        sb_header(&sb, H2O_STRLIT("x-forwarded-proto"), H2O_STRLIT("https"));
-    else
-        sb_header(&sb, H2O_STRLIT("x-forwarded-proto"), H2O_STRLIT("http"));
-    if (req->authority.len != 0)
-        sb_header(&sb, H2O_STRLIT("x-forwarded-host"), req->authority.base, req->authority.len);
-    sb_header(&sb, H2O_STRLIT("x-request-id"), r->request_id.base, r->request_id.len);
+    h2o_iovec_t fwd = ficus_forwarding_headers(r); /* X-Forwarded-*, Forwarded, X-Real-IP, X-Request-Id */
+    sb_append(&sb, fwd.base, fwd.len);
+    char trace[FICUS_TRACE_HEADERS_MAX];
+    sb_append(&sb, trace, ficus_trace_headers(&r->trace, trace)); /* traceparent (a new span), tracestate */
     sb_append(&sb, H2O_STRLIT("\r\n"));
 
     p->reqbufs[1] = h2o_iovec_init(sb.base, sb.len);

@@ -1,5 +1,6 @@
-"""Fixtures for the request-hygiene tests: the legacy-monolith upstream (tests/upstreams/monolith.py), raw HTTP/1.1
-requests, and HTTP/2 requests whose headers python-h2 sends unvalidated (a TAB in :path, odd names)."""
+"""Fixtures for the request-hygiene tests: the legacy-monolith upstream (tests/upstreams/monolith.py), an HS256
+provider secret with tokens for it (made by jwcrypto), raw HTTP/1.1 requests, and HTTP/2 requests whose headers
+python-h2 sends unvalidated (a TAB in :path, odd names)."""
 import json
 import os
 import select
@@ -12,8 +13,31 @@ import time
 import pytest
 
 from conftest import SLOW, SOURCE_DIR, free_port, read_h1_response, tls_connect
+from jwt_fixtures import claims, hmac_token
 
 MONOLITH_PY = os.path.join(SOURCE_DIR, "tests", "upstreams", "monolith.py")
+HS_SECRET = b"0123456789abcdef0123456789abcdef0123456789abcdef"
+# a provider `hs` for the test configs (hs_secret_file: $hs_file)
+HS_PROVIDER = """\
+providers:
+  hs:
+    issuer: "https://idp.test/"
+    hs_secret_file: "$hs_file"
+    audiences: ["api://gateway"]
+    algorithms: [HS256]
+"""
+
+
+@pytest.fixture(scope="module")
+def hs_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("hs") / "hs.key"
+    p.write_bytes(HS_SECRET)
+    return p
+
+
+def token(sub="alice"):
+    """A valid HS256 token of provider `hs` for `sub`."""
+    return hmac_token(HS_SECRET, claims_=claims(iss="https://idp.test/", aud="api://gateway", sub=sub))
 
 
 class Monolith:

@@ -7,8 +7,7 @@ token, over HTTP/1.1 and HTTP/2; with a token the canonical spelling does, and t
 import pytest
 
 from conftest import module_ficus
-from jwt_fixtures import claims, hmac_token
-from monolith_fixtures import body_json, h1, h2_raw, monolith  # noqa: F401 - fixture
+from monolith_fixtures import HS_PROVIDER, body_json, h1, h2_raw, hs_file, monolith, token  # noqa: F401 - fixtures
 
 CONFIG = """\
 server:
@@ -20,13 +19,7 @@ server:
       redirect_https: 443
   access_log: off
 $paths
-providers:
-  hs:
-    issuer: "https://idp.test/"
-    hs_secret_file: "$hs_file"
-    audiences: ["api://gateway"]
-    algorithms: [HS256]
-upstreams:
+""" + HS_PROVIDER + """upstreams:
   mono: { endpoints: ["http://$mono"] }
   echo: { endpoints: ["http://$echo_a"] }
 routes:
@@ -49,7 +42,6 @@ routes:
     to: mono
 """
 
-SECRET = b"0123456789abcdef0123456789abcdef0123456789abcdef"
 
 # (target, expected status without a token, error code or None)
 ATTACKS = [
@@ -75,20 +67,11 @@ ATTACKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def hs_file(tmp_path_factory):
-    p = tmp_path_factory.mktemp("hs") / "hs.key"
-    p.write_bytes(SECRET)
-    return p
-
 
 @pytest.fixture(scope="module")
 def fx(request, tmp_path_factory, certs, echoes, monolith, hs_file):  # noqa: F811
     return module_ficus(request, tmp_path_factory, certs, echoes, CONFIG, mono=monolith.addr, hs_file=hs_file, paths="")
 
-
-def token():
-    return hmac_token(SECRET, claims_=claims(iss="https://idp.test/", aud="api://gateway", sub="alice"))
 
 
 def get1(fx, target, tok=None, extra=b""):

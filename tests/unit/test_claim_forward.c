@@ -151,14 +151,14 @@ FICUS_TEST(load_good)
     char err[ERRLEN];
     ficus_config_t *c = load(JWT_ROUTE "        sub: X-User-Id\n"
                                        "        email: x-user-email\n"
-                                       "        groups: x_groups.v1~\n",
+                                       "        groups: x-groups.v1~\n",
                              err);
     if (!ok(c != NULL)) {
         printf("#     %s\n", err);
         return;
     }
     /* registered as identity headers, lowercase */
-    static const char *const want[] = {"x-user-id", "x-user-email", "x_groups.v1~"};
+    static const char *const want[] = {"x-user-id", "x-user-email", "x-groups.v1~"};
     for (size_t i = 0; i != 3; ++i) {
         int found = 0;
         for (size_t j = 0; j != c->num_identity_headers; ++j)
@@ -172,6 +172,8 @@ FICUS_TEST(load_good)
 FICUS_TEST(load_errors)
 {
     fails_at(JWT_ROUTE "        sub: \"x user\"\n", 14, "invalid header name 'x user'");
+    fails_at(JWT_ROUTE "        sub: X_User_Id\n", 14, "has a '_'");
+    fails_at(JWT_ROUTE "        sub: x-real-ip\n", 14, "cannot carry a claim");
     fails_at(JWT_ROUTE "        sub: x-user:id\n", 14, "invalid header name");
     fails_at(JWT_ROUTE "        sub: \"\"\n", 14, "invalid header name");
     fails_at(JWT_ROUTE "        sub: [a]\n", 14, "expected a scalar");

@@ -4,9 +4,10 @@
  * NAMES: a header is an RFC 9110 token (tchar), stored lowercase. Refused, because a claim there would be a credential,
  * change routing or framing, or be overwritten / dropped by ficus's proxy: authorization, proxy-authorization, cookie,
  * host, connection, keep-alive, proxy-connection, te, trailer, transfer-encoding, upgrade, http2-settings,
- * content-length, expect, forwarded, x-request-id and every x-forwarded-*. One header per claim at most once per
- * mapping. Each name is registered with ficus_config_add_identity_header(), so client copies are stripped on every
- * route of the generation, authenticated or not.
+ * content-length, expect, forwarded, x-real-ip, x-request-id and every x-forwarded-*; and any name with a '_' (CGI-style
+ * readers take it for '-': a look-alike). One header per claim at most once per
+ * mapping. Each name is registered with ficus_config_add_identity_header(), so client copies, and every '_'/'-'/case
+ * variant of them, are stripped on every route of the generation, authenticated or not (gateway/req_hygiene.c).
  * VALUES (ficus_claim_value_format): a string as is; an array of strings none of which contains ',' joined with ","
  * (["a","b"] → a,b); anything else (number, bool, object, other arrays) as compact JSON. Not forwarded at all: a
  * missing or null claim, an empty result, a result longer than FICUS_CLAIM_VALUE_MAX bytes, and any result holding a

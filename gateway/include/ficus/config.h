@@ -137,7 +137,9 @@ typedef struct st_ficus_config_t {
         size_t num_trusted_proxies;
         uint64_t h2_max_resets;
         uint64_t h2_reset_window_ms;
-        int expose_upstream;        /* add x-ficus-upstream (the upstream that answered) to responses */
+        int expose_upstream; /* add x-ficus-upstream (the upstream that answered) to responses */
+        enum { FICUS_UNDERSCORE_DROP = 0, FICUS_UNDERSCORE_REJECT, FICUS_UNDERSCORE_ALLOW } underscore_headers;
+        int h2c;                    /* server.http2.h2c: cleartext HTTP/2 (Upgrade: h2c, prior knowledge) on plain listeners */
         ficus_path_conf_t paths;    /* server.paths: how request paths are canonicalized (ficus/path.h) */
         int request_id_in_response; /* echo X-Request-Id to the client (off by default: on HTTP/2 a unique value per
                                        response is an HPACK table insertion in H2O, ~5 % CPU per request) */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "h2o.h"
 #include "ficus/config.h"
+#include "ficus/trace.h"
 
 typedef struct st_ficus_worker_t ficus_worker_t;
 typedef struct st_ficus_wgen_t ficus_wgen_t;
@@ -22,7 +23,8 @@ struct st_ficus_req_t {
     const ficus_route_t *route; /* NULL when no route matched */
     uint64_t started_at_us;     /* monotonic-ish (h2o loop clock in us) */
     h2o_iovec_t request_id;
-    const char *error; /* reason for the access log ("upstream_timeout", "no_route", ...) or NULL */
+    ficus_trace_t trace; /* W3C trace context (ficus/trace.h) */
+    const char *error;   /* reason for the access log ("upstream_timeout", "no_route", ...) or NULL */
     struct {
         const char *endpoint; /* NULL = not proxied */
         int status;
@@ -53,6 +55,8 @@ struct st_ficus_req_t {
 /** Nonzero once a response (local or proxied) was started for this request: what a plugin asks instead of reading
  * private fields, e.g. after a helper that may have answered. */
 int ficus_req_responded(const ficus_req_t *req);
+/** A fast per-thread pseudo-random number (xorshift128+ seeded by getrandom): unique ids, never secrets. */
+uint64_t ficus_random64(void);
 /** Continues a paused request with the next plugin (or the route's action) on a later loop tick. */
 void ficus_req_resume(ficus_req_t *req);
 /** Sends a local JSON error reply {"error":"<code>"} with `status`, and records code as the log reason. */
