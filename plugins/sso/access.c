@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ficus/worker.h"
+#include "ficus/cookie.h"
 #include "sso.h"
 
 /* Removes ficus's cookies (session and flow) from the Cookie headers sent upstream. */
@@ -15,26 +16,17 @@ static void strip_own_cookies(h2o_req_t *req, const sso_global_t *g)
         h2o_iovec_t v = req->headers.entries[j].value;
         char *out = h2o_mem_alloc_pool(&req->pool, v.len + 1);
         size_t o = 0;
-        const char *p = v.base, *end = v.base + v.len;
-        while (p < end) {
-            while (p < end && (*p == ' ' || *p == ';'))
-                ++p;
-            const char *pair = p;
-            while (p < end && *p != ';')
-                ++p;
-            size_t plen = p - pair;
-            int own = (plen > strlen(g->cookie_name) && memcmp(pair, g->cookie_name, strlen(g->cookie_name)) == 0 &&
-                       pair[strlen(g->cookie_name)] == '=') ||
-                      (plen > strlen(g->flow_cookie_name) && memcmp(pair, g->flow_cookie_name, strlen(g->flow_cookie_name)) == 0 &&
-                       pair[strlen(g->flow_cookie_name)] == '=');
-            if (plen == 0 || own)
+        h2o_iovec_t pair;
+        for (const char *p = v.base, *end = v.base + v.len; ficus_cookie_next_pair(&p, end, &pair);) {
+            if (ficus_cookie_pair_is(pair, g->cookie_name, strlen(g->cookie_name)) ||
+                ficus_cookie_pair_is(pair, g->flow_cookie_name, strlen(g->flow_cookie_name)))
                 continue;
             if (o != 0) {
                 out[o++] = ';';
                 out[o++] = ' ';
             }
-            memcpy(out + o, pair, plen);
-            o += plen;
+            memcpy(out + o, pair.base, pair.len);
+            o += pair.len;
         }
         if (o == 0) {
             h2o_delete_header(&req->headers, j);

@@ -7,6 +7,11 @@
 
 #include "h2o.h"
 
+/** Steps over one "name=value" pair of a Cookie header value: skips separators from *p, stores the pair in *pair
+ * (pointing into the value) and advances *p past it. Returns 0 when no pair is left before end. */
+int ficus_cookie_next_pair(const char **p, const char *end, h2o_iovec_t *pair);
+/** Whether `pair` ("name=value") is the cookie named `name`. */
+int ficus_cookie_pair_is(h2o_iovec_t pair, const char *name, size_t name_len);
 /** The value of the first cookie named `name` (case-sensitive), or {NULL, 0} when there is none. */
 h2o_iovec_t ficus_cookie_get(const h2o_req_t *req, const char *name, size_t name_len);
 
