@@ -9,7 +9,9 @@
  *   sync (in on_request):  continue_after_respond, pause_after_respond, responded_without_response, bad_status
  *   after the timer:       resume_twice, respond_then_resume, resume_then_respond, respond_twice
  * (a response sent by the plugin is 418 {"error":"test_delay"}).
- *   route:  test_delay: { ms: 300 }      or   test_delay: { ms: 10, misbehave: respond_twice } */
+ *   route:  test_delay: { ms: 300 }      or   test_delay: { ms: 10, misbehave: respond_twice }
+ *   top level (the pre-route phase, requests whose path starts with `path`, on every host):
+ *           test_delay: { path: /_pre, ms: 10, misbehave: responded_without_response } */
 #include <stdlib.h>
 #include <string.h>
 #include "ficus/plugin.h"
@@ -40,6 +42,7 @@ static const char *const misbehaviours[] = {"none",
 typedef struct st_test_delay_conf_t {
     uint64_t ms;
     int misbehave;
+    char *path; /* the top-level section: pre-route requests under this path */
 } test_delay_conf_t;
 
 typedef struct st_test_delay_pending_t {
@@ -48,14 +51,16 @@ typedef struct st_test_delay_pending_t {
     int misbehave;
 } test_delay_pending_t;
 
-static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **conf)
+static int load(ficus_conf_ctx_t *cc, const ficus_node_t *node, int pre_route, void **conf)
 {
-    ficus_node_t *ms, *misbehave;
-    if (ficus_conf_mapping(cc, node, "ms:s", "misbehave:s", &ms, &misbehave) != 0)
+    ficus_node_t *ms, *misbehave, *path = NULL;
+    if ((pre_route ? ficus_conf_mapping(cc, node, "path:s,ms:s", "misbehave:s", &path, &ms, &misbehave)
+                   : ficus_conf_mapping(cc, node, "ms:s", "misbehave:s", &ms, &misbehave)) != 0)
         return -1;
     test_delay_conf_t *c = calloc(1, sizeof(*c));
     if (c == NULL || ficus_conf_uint(cc, ms, 1, 60000, &c->ms) != 0 ||
-        (misbehave != NULL && ficus_conf_enum(cc, misbehave, misbehaviours, &c->misbehave) != 0)) {
+        (misbehave != NULL && ficus_conf_enum(cc, misbehave, misbehaviours, &c->misbehave) != 0) ||
+        (path != NULL && (c->path = strdup(path->data.scalar.value)) == NULL)) {
         free(c);
         return -1;
     }
@@ -63,8 +68,20 @@ static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **conf
     return 0;
 }
 
-static void dispose(void *conf)
+static int on_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **conf)
 {
+    return load(cc, node, 0, conf);
+}
+
+static int on_global_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **gconf)
+{
+    return node != NULL ? load(cc, node, 1, gconf) : 0;
+}
+
+static void dispose(void *_conf)
+{
+    test_delay_conf_t *conf = _conf;
+    free(conf->path);
     free(conf);
 }
 
@@ -132,10 +149,23 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *req)
     return FICUS_PAUSE;
 }
 
+static ficus_status_t on_pre_route(void *_conf, ficus_req_t *req)
+{
+    test_delay_conf_t *conf = _conf;
+    size_t n = strlen(conf->path);
+    if (req->h2o->path.len < n || memcmp(req->h2o->path.base, conf->path, n) != 0)
+        return FICUS_CONTINUE;
+    return on_request(conf, req);
+}
+
 const ficus_plugin_t ficus_plugin_test_delay = {
     .name = "test_delay",
     .on_config = on_config,
     .dispose = dispose,
     .on_request = on_request,
+    .global_key = "test_delay",
+    .on_global_config = on_global_config,
+    .global_dispose = dispose,
+    .on_pre_route = on_pre_route,
     .test_only = 1,
 };

@@ -97,3 +97,26 @@ def test_violations_are_rate_limited_in_the_log(fx):
     lines = fx.stderr().count("plugin contract violation: plugin test_delay returned RESPONDED") - lines_before
     assert lines <= 4, f"{lines} log lines for 50 violations within a few seconds"
     assert fx.metrics().get("ficus_plugin_contract_violations_total", plugin="sso") == 0
+
+
+PRE_ROUTE = CONFIG.replace("upstreams:\n", "test_delay: { path: /_pre, ms: 5, misbehave: $mode }\nupstreams:\n", 1)
+
+
+@pytest.mark.parametrize("mode", ["responded_without_response", "continue_after_respond", "resume_twice"])
+def test_pre_route_violations_are_checked_too(ficus_factory, mode):
+    """The pre-route phase (plugins that own paths on every host, before routing) runs under the same check."""
+    fx = ficus_factory(PRE_ROUTE, env={"FICUS_TEST_PLUGINS": "1"}, mode=mode)
+    status, body, what = MODES[mode]
+    for c in range(CONNECTIONS):
+        with requests.Session() as s:
+            s.verify, s.trust_env = fx.certs.ca, False
+            r = s.get(fx.url(f"/_pre/fine/{c}"), timeout=10 * SLOW)
+            if status == 200:  # resumed (twice): routing goes on, and no route matches /_pre/...
+                assert r.status_code == 404 and r.json() == {"error": "no_route"}, (r.status_code, r.text[:200])
+            else:
+                assert r.status_code == status and r.json() == body, (mode, r.status_code, r.text[:200])
+            ok = s.get(fx.url(f"/fine/{c}"), timeout=10 * SLOW)  # not under /_pre: the pre-route plugin lets it pass
+            assert ok.status_code == 200 and ok.headers.get("x-upstream") == "a", (ok.status_code, ok.text[:200])
+    wait_for(lambda: violations(fx) == CONNECTIONS, 5 * SLOW, what=f"{CONNECTIONS} violations counted")
+    assert f"plugin contract violation: plugin test_delay {what} (route -," in fx.stderr(), fx.stderr_tail(20)
+    assert fx.alive() and fx.crash_report() is None
