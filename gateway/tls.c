@@ -14,6 +14,7 @@
 #include "ficus/clock.h"
 #include "ficus/log.h"
 #include "ficus/tls.h"
+#include "ficus/tls_policy.h"
 #include "ficus/tls_tickets.h"
 
 /* retired TLS confs waiting for the sockets accepted with them to start (or time out) their handshakes */
@@ -146,9 +147,12 @@ Error:
 int ficus_tls_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tls_conf_t **out)
 {
     ficus_node_t *certificates, *min_version, *hsts, *session_tickets, *ticket_keys;
+    ficus_tls_policy_t policy;
     pthread_once(&ex_data_once, init_ex_data);
-    if (ficus_conf_mapping(cc, node, "certificates:a", "min_version:s,hsts:s,session_tickets:s,session_ticket_keys:a",
-                           &certificates, &min_version, &hsts, &session_tickets, &ticket_keys) != 0)
+    if (ficus_conf_mapping(cc, node, "certificates:a",
+                           "min_version:s,hsts:s,session_tickets:s,session_ticket_keys:a,ciphers:s,ciphersuites:s,curves:s",
+                           &certificates, &min_version, &hsts, &session_tickets, &ticket_keys, &policy.ciphers,
+                           &policy.ciphersuites, &policy.curves) != 0)
         return -1;
     if (certificates->data.sequence.size == 0)
         return ficus_conf_error(cc, certificates, "`certificates` needs at least one {cert, key}");
@@ -187,12 +191,16 @@ int ficus_tls_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tl
             tls->hsts_value = h2o_strdup(NULL, v, n);
     }
     for (size_t i = 0; i != certificates->data.sequence.size; ++i) {
-        ficus_node_t *cert, *key;
-        if (ficus_conf_mapping(cc, certificates->data.sequence.elements[i], "cert:s,key:s", "", &cert, &key) != 0)
+        ficus_node_t *cert, *key, *ocsp;
+        if (ficus_conf_mapping(cc, certificates->data.sequence.elements[i], "cert:s,key:s", "ocsp_file:s", &cert, &key, &ocsp) != 0)
             return -1;
         if ((tls->certs[i].ssl_ctx = new_ctx(cc, cert, key, version, tls->certs + i)) == NULL)
             return -1;
         tls->num_certs = i + 1;
+        if (ficus_tls_policy_apply(cc, &policy, node, tls->certs[i].ssl_ctx) != 0)
+            return -1;
+        if (ocsp != NULL && ficus_tls_ocsp_load(cc, ocsp, tls->certs[i].ssl_ctx, &tls->certs[i].ocsp) != 0)
+            return -1;
         SSL_CTX_set_ex_data(tls->certs[i].ssl_ctx, ex_data_index, tls);
         if (tls->session_tickets) {
             ficus_tls_tickets_attach(tls->certs[i].ssl_ctx, tls->ticket_keys);
@@ -216,6 +224,7 @@ static void tls_conf_free(ficus_tls_conf_t *tls)
         for (size_t j = 0; j != tls->certs[i].num_names; ++j)
             free(tls->certs[i].names[j]);
         free(tls->certs[i].names);
+        free(tls->certs[i].ocsp.base);
     }
     free(tls->certs);
     ficus_tls_tickets_free(tls->ticket_keys);

@@ -28,6 +28,7 @@ typedef struct st_ficus_tls_conf_t {
         SSL_CTX *ssl_ctx;
         char **names; /* DNS names (lowercase) from the certificate's SAN (or CN when no SAN) */
         size_t num_names;
+        h2o_iovec_t ocsp; /* stapled OCSP response (DER, malloc'd), base NULL: none */
     } * certs;
     uint64_t hsts_max_age_s;                        /* 0 = no HSTS header */
     h2o_iovec_t hsts_value;                         /* "max-age=N", formatted at load (base NULL when none) */
