@@ -21,6 +21,7 @@
 #include "ficus/control_socket.h"
 #include "ficus/listen_guard.h"
 #include "ficus/log.h"
+#include "ficus/mem_trim.h"
 #include "ficus/metrics.h"
 #include "ficus/notify.h"
 #include "ficus/provider.h"
@@ -200,6 +201,7 @@ static h2o_timeout_entry_t housekeeping_entry;
 static void on_housekeeping(h2o_timeout_entry_t *entry)
 {
     ficus_tls_collect(0);
+    ficus_mem_trim_tick();
     h2o_timeout_link(ficus_server.loop, &housekeeping_timeout, &housekeeping_entry);
 }
 
