@@ -70,26 +70,30 @@ static char *canonical_identity(const ficus_provider_conf_t *pc)
     FILE *fp = open_memstream(&buf, &len);
     if (fp == NULL)
         ficus_fatal("no memory");
-    fprintf(fp, "%s|%s|%d|%s|%s|%s|%u|%u|%llu|%llu|%llu|%llu|%llu|%llu", pc->name, pc->issuer, (int)pc->source,
+    fprintf(fp, "%s|%s|%d|%s|%s|%s|%u|%u|%llu|%llu|%llu|%llu|%llu|%llu|%llu|%llu|%llu", pc->name, pc->issuer, (int)pc->source,
             pc->jwks_uri != NULL ? pc->jwks_uri : "", pc->jwks_file != NULL ? pc->jwks_file : "",
             pc->ca_file != NULL ? pc->ca_file : "", pc->algs, pc->min_rsa_bits, (unsigned long long)pc->refresh_interval_ms,
             (unsigned long long)pc->refresh_min_ms, (unsigned long long)pc->refresh_max_ms, (unsigned long long)pc->max_stale_ms,
-            (unsigned long long)pc->refetch_min_interval_ms, (unsigned long long)pc->fetch_timeout_ms);
+            (unsigned long long)pc->fetch_timeout_ms, (unsigned long long)pc->refetch_budget,
+            (unsigned long long)pc->refetch_budget_window_ms, (unsigned long long)pc->unknown_kid_ttl_ms,
+            (unsigned long long)pc->unknown_kid_cache_size);
     fclose(fp);
     return buf;
 }
 static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const ficus_node_t *node, ficus_provider_conf_t *pc)
 {
     ficus_node_t *issuer, *jwks_uri, *jwks_file, *discovery, *secret_file, *audiences, *algorithms, *leeway, *ca_file, *min_rsa,
-        *refresh_interval, *refresh_min, *refresh_max, *max_stale, *refetch_min, *kid_wait, *fetch_timeout;
+        *refresh_interval, *refresh_min, *refresh_max, *max_stale, *refetch_min, *kid_wait, *fetch_timeout, *budget, *budget_window,
+        *kid_ttl, *kid_cache;
     pc->name = ficus__provider_strdup(name->data.scalar.value);
     if (ficus_conf_mapping(cc, node, "issuer:s",
                            "jwks_uri:s,jwks_file:s,discovery:s,hs_secret_file:s,audiences:a,algorithms:a,leeway:s,ca_file:s,"
                            "min_rsa_bits:s,refresh_interval:s,refresh_min:s,refresh_max:s,max_stale:s,refetch_min_interval:s,"
-                           "kid_wait:s,fetch_timeout:s",
+                           "kid_wait:s,fetch_timeout:s,refetch_budget:s,refetch_budget_window:s,unknown_kid_ttl:s,"
+                           "unknown_kid_cache_size:s",
                            &issuer, &jwks_uri, &jwks_file, &discovery, &secret_file, &audiences, &algorithms, &leeway, &ca_file,
                            &min_rsa, &refresh_interval, &refresh_min, &refresh_max, &max_stale, &refetch_min, &kid_wait,
-                           &fetch_timeout) != 0)
+                           &fetch_timeout, &budget, &budget_window, &kid_ttl, &kid_cache) != 0)
         return -1;
     if (issuer->data.scalar.len == 0)
         return ficus_conf_error(cc, issuer, "`issuer` must not be empty");
@@ -157,7 +161,8 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
     pc->refresh_min_ms = 60000;
     pc->refresh_max_ms = 24 * 3600000;
     pc->max_stale_ms = 24 * 3600000;
-    pc->refetch_min_interval_ms = 30000;
+    pc->refetch_budget_window_ms = 60000;
+    pc->unknown_kid_ttl_ms = 5 * 60000;
     pc->kid_wait_ms = 2000;
     pc->fetch_timeout_ms = 5000;
     struct {
@@ -167,13 +172,24 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
                      {refresh_min, 1000, 7 * 86400000ULL, &pc->refresh_min_ms},
                      {refresh_max, 1000, 30 * 86400000ULL, &pc->refresh_max_ms},
                      {max_stale, 0, 365 * 86400000ULL, &pc->max_stale_ms},
-                     {refetch_min, 0, 86400000ULL, &pc->refetch_min_interval_ms},
+                     {budget_window, 1000, 86400000ULL, &pc->refetch_budget_window_ms},
+                     {kid_ttl, 0, 86400000ULL, &pc->unknown_kid_ttl_ms},
                      {kid_wait, 0, 60000, &pc->kid_wait_ms},
                      {fetch_timeout, 100, 300000, &pc->fetch_timeout_ms}};
     for (size_t i = 0; i != sizeof(durations) / sizeof(durations[0]); ++i)
         if (durations[i].node != NULL &&
             ficus_conf_duration(cc, durations[i].node, durations[i].min, durations[i].max, durations[i].out) != 0)
             return -1;
+    if (refetch_min != NULL)
+        return ficus_conf_error(cc, refetch_min,
+                                "`refetch_min_interval` was replaced by `refetch_budget` (forced refetches per "
+                                "`refetch_budget_window`) and `unknown_kid_ttl` (see the README's providers section)");
+    pc->refetch_budget = 10;
+    if (budget != NULL && ficus_conf_uint(cc, budget, 0, 1000, &pc->refetch_budget) != 0)
+        return -1;
+    pc->unknown_kid_cache_size = 1024;
+    if (kid_cache != NULL && ficus_conf_uint(cc, kid_cache, 1, 100000, &pc->unknown_kid_cache_size) != 0)
+        return -1;
     if (pc->refresh_min_ms > pc->refresh_max_ms)
         return ficus_conf_error(cc, refresh_min != NULL ? refresh_min : refresh_max, "refresh_min must not exceed refresh_max");
     if (ca_file != NULL) {

@@ -2,8 +2,8 @@
  * verified TLS). Discovery first when configured ({issuer}/.well-known/openid-configuration → jwks_uri and the SSO
  * endpoints), then the JWKS; refreshed on Cache-Control max-age clamped to [refresh_min, refresh_max]
  * (refresh_interval without it); a failure keeps the last good set and retries with exponential backoff from 1 s
- * up to refresh_min; keys older than max_stale with no success since are dropped (fail closed). Forced refetches
- * for unknown kids are single-flight and at most one per refetch_min_interval.
+ * up to refresh_min; keys older than max_stale with no success since are dropped (fail closed). One fetch at a
+ * time; forced ones are started for unknown kids by provider_refetch.c, told of the end of every fetch.
  * THREADING: control thread only: a fetcher's timers and HTTP client live on the control loop and die with it. */
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -25,14 +25,13 @@ struct st_ficus_provider_fetcher_t {
     char *discovery_url;
     uint32_t algs;
     unsigned min_rsa_bits;
-    uint64_t refresh_interval_ms, refresh_min_ms, refresh_max_ms, max_stale_ms, refetch_min_interval_ms;
+    uint64_t refresh_interval_ms, refresh_min_ms, refresh_max_ms, max_stale_ms;
     SSL_CTX *ssl_ctx;
     h2o_timeout_t io_timeout;
     ficus_fetch_ctx_t fctx;
     ficus_fetch_t *inflight;
     int inflight_is_discovery;
-    int notify_when_done; /* workers wait for a forced refetch */
-    uint64_t next_fetch_at_ms, backoff_ms, last_forced_ms;
+    uint64_t next_fetch_at_ms, backoff_ms;
     uint8_t body_digest[32];
     int has_digest;
     h2o_timeout_entry_t tick; /* each second: due refresh, max_stale */
@@ -60,16 +59,14 @@ static void fetch_failed(ficus_provider_fetcher_t *f, const char *what, const ch
     ficus_warn("provider %s: %s failed: %s; %s; retrying in %llums", p->name, what, why,
                p->keys != NULL ? "keeping the last good keys" : "no keys yet (its routes answer 503)",
                (unsigned long long)f->backoff_ms);
-    if (f->notify_when_done) {
-        f->notify_when_done = 0;
-        ficus__provider_publish(p, NULL, 0, 1);
-    }
+    ficus__provider_refetch_on_fetched(p, p->keys, NULL); /* last: it may start another fetch */
 }
 
 static void on_jwks(void *data, const char *errstr, const ficus_fetch_response_t *res)
 {
     ficus_provider_fetcher_t *f = data;
     ficus_provider_t *p = f->p;
+    ficus_jwks_t *before = NULL; /* the set a new one replaced */
     char err[256];
     f->inflight = NULL;
     if (errstr != NULL)
@@ -96,12 +93,11 @@ static void on_jwks(void *data, const char *errstr, const ficus_fetch_response_t
         memcpy(f->body_digest, digest, 32);
         f->has_digest = 1;
         ficus_info("provider %s: %zu keys loaded (%zu skipped)", p->name, keys->num_keys, keys->num_skipped);
-        ficus__provider_publish(p, keys, 1, f->notify_when_done);
+        if ((before = p->keys) != NULL)
+            ficus_jwks_retain(before);
+        ficus__provider_publish(p, keys);
         ficus_jwks_release(keys);
-    } else if (f->notify_when_done) {
-        ficus__provider_publish(p, NULL, 0, 1);
     }
-    f->notify_when_done = 0;
     ++p->fetch_success;
     p->state = FICUS_PROVIDER_OK;
     p->keys_at = ficus__provider_unix_now();
@@ -109,6 +105,9 @@ static void on_jwks(void *data, const char *errstr, const ficus_fetch_response_t
     uint64_t next =
         res->max_age >= 0 ? clamp_u64((uint64_t)res->max_age * 1000, f->refresh_min_ms, f->refresh_max_ms) : f->refresh_interval_ms;
     f->next_fetch_at_ms = h2o_now(ficus_control_loop()) + next;
+    ficus__provider_refetch_on_fetched(p, before != NULL ? before : p->keys, p->keys); /* last: may start a fetch */
+    if (before != NULL)
+        ficus_jwks_release(before);
 }
 
 static void on_discovery(void *data, const char *errstr, const ficus_fetch_response_t *res)
@@ -187,30 +186,19 @@ static void on_tick(h2o_timeout_entry_t *entry)
         ficus_error("provider %s: keys older than max_stale and no refresh succeeded: dropping them (its routes answer 503)",
                     p->name);
         p->state = FICUS_PROVIDER_NO_KEYS;
-        ficus__provider_publish(p, NULL, 1, 0);
+        ficus__provider_publish(p, NULL);
     }
     h2o_timeout_link(ficus_control_loop(), &tick_timeout, &f->tick);
 }
 
-void ficus__provider_on_refetch_request(void *arg)
+int ficus__provider_fetcher_busy(const ficus_provider_fetcher_t *f)
 {
-    ficus_provider_t *p = arg;
-    ficus_provider_fetcher_t *f = p->fetcher;
-    uint64_t now = h2o_now(ficus_control_loop());
-    if (f == NULL) {
-        ficus__provider_publish(p, NULL, 0, 1);
-    } else if (f->inflight != NULL) {
-        f->notify_when_done = 1; /* single flight: the fetch under way answers everyone */
-    } else if (f->last_forced_ms != 0 && now - f->last_forced_ms < f->refetch_min_interval_ms) {
-        ficus__provider_publish(p, NULL, 0, 1); /* declined: waiters fail at once */
-    } else {
-        f->last_forced_ms = now;
-        ++p->forced_refetches;
-        f->notify_when_done = 1;
-        ficus_info("provider %s: unknown kid, refetching keys", p->name);
-        start_fetch(f);
-    }
-    ficus_provider_release(p);
+    return f->inflight != NULL;
+}
+
+void ficus__provider_fetcher_force(ficus_provider_fetcher_t *f)
+{
+    start_fetch(f);
 }
 
 ficus_provider_fetcher_t *ficus__provider_fetcher_start(ficus_provider_t *p, const ficus_provider_conf_t *pc)
@@ -233,7 +221,6 @@ ficus_provider_fetcher_t *ficus__provider_fetcher_start(ficus_provider_t *p, con
     f->refresh_min_ms = pc->refresh_min_ms;
     f->refresh_max_ms = pc->refresh_max_ms;
     f->max_stale_ms = pc->max_stale_ms;
-    f->refetch_min_interval_ms = pc->refetch_min_interval_ms;
     if (pc->jwks_uri != NULL)
         f->jwks_uri = ficus__provider_strdup(pc->jwks_uri);
     if (pc->source == FICUS_KEYS_FROM_DISCOVERY) {
@@ -252,6 +239,7 @@ ficus_provider_fetcher_t *ficus__provider_fetcher_start(ficus_provider_t *p, con
     f->fctx.ssl_ctx = f->ssl_ctx;
     f->tick.cb = on_tick;
     h2o_timeout_link(ficus_control_loop(), &tick_timeout, &f->tick);
+    ficus__provider_refetch_create(p, pc);
     start_fetch(f);
     return f;
 }
@@ -261,8 +249,8 @@ void ficus__provider_fetcher_destroy(ficus_provider_fetcher_t *f)
     h2o_timeout_unlink(&f->tick);
     if (f->inflight != NULL)
         ficus_fetch_cancel(f->inflight);
-    if (f->notify_when_done)
-        ficus__provider_publish(f->p, NULL, 0, 1);
+    f->inflight = NULL;
+    ficus__provider_refetch_destroy(f->p);
     h2o_timeout_dispose(ficus_control_loop(), &f->io_timeout);
     if (f->ssl_ctx != NULL)
         SSL_CTX_free(f->ssl_ctx);

@@ -1,8 +1,8 @@
 /* Publishing to workers: the control thread hands each new key set (and discovered endpoints) to every worker
  * through its message queue; the worker swaps its own slot's pointer, so the request path reads keys with no
  * atomics and no locks. A set is immutable and refcounted: the control thread, each worker slot and each message in
- * flight hold a reference. "refetch done" rides on the same message, so a worker wakes its kid waiters only once
- * the new set is in its slot (provider_wait.c).
+ * flight hold a reference. A worker's queue is in order, so an answer about an unknown kid sent after a publish
+ * finds the new set in the worker's slot (provider_wait.c).
  * THREADING: publish*() on the control thread; on_publish*() on each worker's thread, for its slot only. */
 #include <stdlib.h>
 #include "ficus/control.h"
@@ -55,48 +55,35 @@ void ficus__provider_publish_meta(ficus_provider_t *p, ficus_provider_meta_t *me
 
 typedef struct st_publish_msg_t {
     ficus_provider_t *p;
-    ficus_jwks_t *keys; /* with has_keys: the new set (may be NULL = drop keys) */
-    int has_keys;
-    int refetch_done;
+    ficus_jwks_t *keys; /* the new set (NULL = drop keys) */
 } publish_msg_t;
 
 static void on_publish(ficus_worker_t *w, void *arg)
 {
     publish_msg_t *msg = arg;
     ficus_provider_slot_t *slot = msg->p->slots + w->index;
-    if (msg->has_keys) {
-        if (slot->keys != NULL)
-            ficus_jwks_release(slot->keys);
-        slot->keys = msg->keys;
-        slot->keys_version = __atomic_add_fetch(&keys_version_counter, 1, __ATOMIC_RELAXED);
-    }
-    if (msg->refetch_done) {
-        slot->refetch_pending = 0;
-        slot->last_refetch_done_ms = h2o_now(w->loop);
-        ficus__provider_wake_waiters(w, msg->p, 0, 0);
-    }
+    if (slot->keys != NULL)
+        ficus_jwks_release(slot->keys);
+    slot->keys = msg->keys;
+    slot->keys_version = __atomic_add_fetch(&keys_version_counter, 1, __ATOMIC_RELAXED);
     ficus_provider_release(msg->p);
     free(msg);
 }
 
-void ficus__provider_publish(ficus_provider_t *p, ficus_jwks_t *keys, int has_keys, int refetch_done)
+void ficus__provider_publish(ficus_provider_t *p, ficus_jwks_t *keys)
 {
-    if (has_keys) {
-        if (p->keys != NULL)
-            ficus_jwks_release(p->keys);
-        p->keys = keys;
-        if (keys != NULL)
-            ficus_jwks_retain(keys);
-    }
+    if (keys != NULL)
+        ficus_jwks_retain(keys);
+    if (p->keys != NULL)
+        ficus_jwks_release(p->keys);
+    p->keys = keys;
     for (unsigned i = 0; i != ficus_control_num_workers(); ++i) {
         publish_msg_t *msg = calloc(1, sizeof(*msg));
         if (msg == NULL)
             ficus_fatal("no memory");
         ficus_provider_retain(p);
         msg->p = p;
-        msg->has_keys = has_keys;
-        msg->refetch_done = refetch_done;
-        if (has_keys && keys != NULL) {
+        if (keys != NULL) {
             ficus_jwks_retain(keys);
             msg->keys = keys;
         }

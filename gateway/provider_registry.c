@@ -62,8 +62,6 @@ ficus_provider_t *ficus__provider_for(ficus_conf_ctx_t *cc, const char *name, ch
     p->name = ficus__provider_strdup(name);
     p->identity = identity;
     p->stats = stats_get(name);
-    for (size_t i = 0; i != FICUS_MAX_WORKERS; ++i)
-        h2o_linklist_init_anchor(&p->slots[i].waiters);
     return p;
 }
 
@@ -110,7 +108,7 @@ void ficus_providers_activate(ficus_config_t *config)
         }
         if (pc->loaded_keys != NULL) {
             /* file and secret keys are re-read at every load: publish them (an edited jwks_file takes effect) */
-            ficus__provider_publish(p, pc->loaded_keys, 1, 0);
+            ficus__provider_publish(p, pc->loaded_keys);
             p->state = FICUS_PROVIDER_OK;
             p->keys_at = ficus__provider_unix_now();
         }
@@ -211,6 +209,16 @@ void ficus_providers_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsi
     for (size_t i = 0; i != registry.size; ++i)
         fprintf(fp, "ficus_jwks_forced_refetches_total{provider=\"%s\"} %llu\n", registry.entries[i]->name,
                 (unsigned long long)registry.entries[i]->forced_refetches);
+    fprintf(fp, "# HELP ficus_jwks_refetches_declined_total Refetches for unknown kids refused: the refetch budget was spent.\n"
+                "# TYPE ficus_jwks_refetches_declined_total counter\n");
+    for (size_t i = 0; i != registry.size; ++i)
+        fprintf(fp, "ficus_jwks_refetches_declined_total{provider=\"%s\"} %llu\n", registry.entries[i]->name,
+                (unsigned long long)registry.entries[i]->refetches_declined);
+    fprintf(fp, "# HELP ficus_jwks_unknown_kid_cache_hits_total Unknown kids answered from the negative cache (no fetch).\n"
+                "# TYPE ficus_jwks_unknown_kid_cache_hits_total counter\n");
+    for (size_t i = 0; i != registry.size; ++i)
+        fprintf(fp, "ficus_jwks_unknown_kid_cache_hits_total{provider=\"%s\"} %llu\n", registry.entries[i]->name,
+                (unsigned long long)registry.entries[i]->unknown_kid_cache_hits);
     fclose(fp);
     *out = h2o_strdup(pool, buf, len);
     free(buf);

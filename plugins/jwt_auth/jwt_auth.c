@@ -6,15 +6,13 @@
  *
  * FLOW: token from `Authorization: Bearer` (scheme case-insensitive; a cookie only when configured) → the worker's
  * cache of verified tokens → else ficus_jwt_verify() with the worker's copy of the provider's key set → on an
- * unknown kid, PAUSE until the control thread's forced refetch answers (bounded by the provider's kid_wait), then
- * verify again → scopes and claims (403) → identity headers from claims (ficus/claim_forward.h), Authorization removed
- * unless forward_token.
- * RESPONSES: 401 + `WWW-Authenticate: Bearer error="invalid_token"` (invalid_request for a malformed header; no
- * error code when no token was sent) with a generic body; 403 + error="insufficient_scope"; 503 when the provider
- * has never obtained keys. The precise reason goes to the access log (`error`) and
- * ficus_jwt_validations_total{reason}, never to the client.
- * CACHE: per worker (thread-local: no locks), FICUS_JWT_CACHE_SLOTS direct-mapped entries keyed by a seeded hash of
- * the token and compared in full; an entry holds the verified claims and is valid until the token's exp and while the
+ * unknown kid, PAUSE until the control thread answers about that kid (after a refetch when needed; bounded by the
+ * provider's kid_wait), then verify again → scopes and claims (403) → identity headers from claims (ficus/claim_forward.h),
+ * Authorization removed unless forward_token. RESPONSES: 401 + `WWW-Authenticate: Bearer error="invalid_token"` (invalid_request
+ * for a malformed header; no error code when no token was sent) with a generic body; 403 + error="insufficient_scope"; 503 when the
+ * provider has never obtained keys. The precise reason goes to the access log (`error`) and ficus_jwt_validations_total{reason},
+ * never to the client. CACHE: per worker (thread-local: no locks), FICUS_JWT_CACHE_SLOTS direct-mapped entries keyed by a seeded
+ * hash of the token and compared in full; an entry holds the verified claims and is valid until the token's exp and while the
  * provider's key set is the one it was verified with (a new set invalidates: a removed key stops working at once).
  * Tokens over max_token_bytes are rejected before any work. */
 #include <ctype.h>
@@ -445,7 +443,17 @@ static void forward_claims(jwt_conf_t *conf, ficus_req_t *r, json_t *claims)
     }
 }
 
-static ficus_status_t wait_for_keys(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok);
+/* The token header's kid, copied to the request pool (empty when absent or too long to ask about). */
+static h2o_iovec_t header_kid(ficus_req_t *r, json_t *header)
+{
+    json_t *kid = json_object_get(header, "kid");
+    size_t len = json_string_length(kid);
+    if (!json_is_string(kid) || len == 0 || len > FICUS_PROVIDER_MAX_KID_BYTES)
+        return h2o_iovec_init(NULL, 0);
+    return h2o_strdup(&r->h2o->pool, json_string_value(kid), len);
+}
+
+static ficus_status_t wait_for_keys(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, h2o_iovec_t kid);
 
 /* Verifies with the worker's current keys: CONTINUE, RESPONDED (401/403/503), or, when the kid is unknown and
  * may_wait, PAUSE while waiting for a refetch of the keys (wait_for_keys). */
@@ -471,8 +479,9 @@ static ficus_status_t check_token(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t 
         ficus_jwt_t jwt;
         ficus_jwt_status_t st = ficus_jwt_verify(tok.base, tok.len, slot->keys, &policy, now, &jwt);
         if (st == FICUS_JWT_ERR_UNKNOWN_KID && may_wait) {
+            h2o_iovec_t kid = header_kid(r, jwt.header);
             ficus_jwt_dispose(&jwt);
-            return wait_for_keys(conf, r, tok);
+            return wait_for_keys(conf, r, tok, kid);
         }
         if (st != FICUS_JWT_OK) {
             ficus_jwt_dispose(&jwt);
@@ -550,8 +559,9 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *r)
     return check_token(conf, r, tok, 1);
 }
 
-/* Unknown kid: wait for one forced refetch, then verify again. PAUSE, or RESPONDED (401) when no wait is possible. */
-static ficus_status_t wait_for_keys(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok)
+/* Unknown kid: wait for the control thread's answer about it (ficus/provider.h), then verify again. PAUSE, or
+ * RESPONDED (401) when no wait is possible. */
+static ficus_status_t wait_for_keys(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_t tok, h2o_iovec_t kid)
 {
     jwt_pending_t *pending = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*pending), on_pending_dispose);
     memset(pending, 0, sizeof(*pending));
@@ -559,6 +569,7 @@ static ficus_status_t wait_for_keys(jwt_conf_t *conf, ficus_req_t *r, h2o_iovec_
     pending->conf = conf;
     pending->token = tok;
     pending->waiter.cb = on_waiter;
+    pending->waiter.kid = kid;
     if (ficus_provider_wait_for_refetch(conf->provider, r->worker, &pending->waiter) != 0) {
         count(conf, r, (size_t)-FICUS_JWT_ERR_UNKNOWN_KID);
         respond_401(r, "invalid_token", "jwt_unknown_kid");

@@ -5,6 +5,7 @@
     srv.max_age = 1                        # Cache-Control: max-age=1 (None = no Cache-Control header)
     srv.mode = "garbage" | "500" | "ok"    # what /jwks.json answers
     srv.hang(10)                           # accept, read the request, never answer (for up to 10 s or until unhang())
+    srv.delay = 1.5                        # answer each request 1.5 s late, with the key set of its arrival time
     srv.stop(); srv.start()                # down (listening socket closed: connections refused) / up again, same port
     srv.count("/jwks.json")                # requests received on a path (counted on arrival, whatever the mode)
 
@@ -86,6 +87,7 @@ class JwksServer:
         self.extra = {}
         self.max_age = None
         self.mode = "ok"
+        self.delay = 0.0
         self._lock = threading.Lock()
         self._keys_body = json.dumps({"keys": []}).encode()
         self._counts = {}
@@ -198,6 +200,8 @@ class JwksServer:
             self._unhang.wait(left)
             h.close_connection = True
             return  # never answered: the connection is closed when the hang ends
+        if self.delay:
+            time.sleep(self.delay)  # a slow IdP: the answer is the set as it was when the request arrived
         headers = {}
         if path == JWKS_PATH:
             if self.mode == "500":

@@ -9,10 +9,13 @@
  * - Refresh: every Cache-Control max-age clamped to [refresh_min, refresh_max] (refresh_interval when absent); on
  *   failure the last good set is kept (until max_stale, after which its keys are dropped: fail closed), and the fetch
  *   is retried with exponential backoff from 1s up to refresh_min.
- * - Unknown kid: the worker asks the control thread for one forced refetch (single-flight per provider, at most one
- *   per refetch_min_interval); the request waits (at most kid_wait) and is verified again with the new set. Within
- *   refetch_min_interval of the last forced refetch, an unknown kid fails at once (negative cache: random kids cannot
- *   make ficus hammer the IdP).
+ * - Unknown kid: the request waits (at most kid_wait) while its worker asks the control thread about that kid, and
+ *   is verified again when the answer comes. The control thread answers from the current set, from its negative
+ *   cache (kids a fetch confirmed absent, or that left the set, for unknown_kid_ttl; bounded), or with a forced
+ *   refetch: single-flight (one fetch answers every kid asked before it started; kids asked meanwhile get one
+ *   follow-up fetch) and within a budget of refetch_budget per refetch_budget_window (a sliding window: a flood of
+ *   random kids costs the IdP at most the budget, while a rotation right after a few unknown kids is still fetched
+ *   at once). With the budget spent, unknown kids fail at once (workers stop asking until it frees).
  * - A provider's runtime (ficus_provider_t) survives reloads when its settings are unchanged, so a SIGHUP neither
  *   drops keys nor refetches; changed settings make a new runtime that fetches anew.
  * THREADING: ficus_provider_t is shared and refcounted (atomic); its per_worker slots are touched only by their
@@ -54,11 +57,12 @@ typedef struct st_ficus_provider_conf_t {
     char *jwks_file; /* FROM_FILE */
     char *ca_file;   /* NULL = system CAs */
     unsigned min_rsa_bits;
-    uint64_t refresh_interval_ms, refresh_min_ms, refresh_max_ms, max_stale_ms, refetch_min_interval_ms, kid_wait_ms,
-        fetch_timeout_ms;
-    ficus_jwks_t *loaded_keys; /* FROM_FILE / FROM_SECRET: the set read at config load */
-    ficus_jwt_policy_t policy; /* issuer/audiences/algs/leeway as the verifier wants them */
-    ficus_provider_t *rt;      /* runtime (reference held by this conf) */
+    uint64_t refresh_interval_ms, refresh_min_ms, refresh_max_ms, max_stale_ms, kid_wait_ms, fetch_timeout_ms;
+    uint64_t refetch_budget, refetch_budget_window_ms;   /* at most refetch_budget forced refetches per window */
+    uint64_t unknown_kid_ttl_ms, unknown_kid_cache_size; /* negative cache of kids (ttl 0: none) */
+    ficus_jwks_t *loaded_keys;                           /* FROM_FILE / FROM_SECRET: the set read at config load */
+    ficus_jwt_policy_t policy;                           /* issuer/audiences/algs/leeway as the verifier wants them */
+    ficus_provider_t *rt;                                /* runtime (reference held by this conf) */
 } ficus_provider_conf_t;
 
 typedef enum enum_ficus_provider_state_t {
@@ -79,19 +83,19 @@ void ficus_provider_meta_release(ficus_provider_meta_t *meta);
 
 /* A worker's view of a provider: only that worker touches it. */
 typedef struct st_ficus_provider_slot_t {
-    ficus_jwks_t *keys;          /* worker's reference, NULL when none */
-    uint64_t keys_version;       /* process-unique id of the set (token caches key on it) */
-    ficus_provider_meta_t *meta; /* worker's reference to the discovery endpoints, NULL until discovered */
-    h2o_linklist_t waiters;      /* ficus_provider_waiter_t waiting for a forced refetch */
-    size_t num_waiters;
-    int refetch_pending;
-    uint64_t last_refetch_done_ms;
+    ficus_jwks_t *keys;                /* worker's reference, NULL when none */
+    uint64_t keys_version;             /* process-unique id of the set (token caches key on it) */
+    ficus_provider_meta_t *meta;       /* worker's reference to the discovery endpoints, NULL until discovered */
+    uint64_t refetch_blocked_until_ms; /* the refetch budget is spent until then: unknown kids fail at once */
 } ficus_provider_slot_t;
 
-/* A request waiting for a forced refetch (lives in the request pool; unlink in its dispose). */
+#define FICUS_PROVIDER_MAX_KID_BYTES 256 /* longer kids are never asked about (they fail at once) */
+
+/* A request waiting for the answer about an unknown kid (lives in the request pool; unlink in its dispose). */
 typedef struct st_ficus_provider_waiter_t {
     h2o_linklist_t link; /* in the worker's kid_waiters */
     ficus_provider_t *provider;
+    h2o_iovec_t kid; /* the caller's (request pool) */
     uint64_t deadline_ms;
     void (*cb)(struct st_ficus_provider_waiter_t *waiter, int timed_out);
 } ficus_provider_waiter_t;
@@ -118,7 +122,9 @@ struct st_ficus_provider_t {
     ficus_provider_state_t state;
     double keys_at; /* unix time the current set was obtained */
     uint64_t fetch_success, fetch_failure, forced_refetches;
-    int active; /* in the registry */
+    uint64_t refetches_declined, unknown_kid_cache_hits; /* budget spent; answered from the negative cache */
+    struct st_ficus_provider_refetch_t *refetch;         /* unknown kids (provider_refetch.c); NULL when not fetching */
+    int active;                                          /* in the registry */
 };
 
 /** Parses `providers:`; sets config->providers. Reads jwks_file / hs_secret_file (load time). 0 or -1 (cc). */
@@ -134,9 +140,12 @@ void ficus_providers_activate(ficus_config_t *config);
 void ficus_providers_render_readyz(h2o_mem_pool_t *pool, h2o_iovec_t *out);
 void ficus_providers_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, unsigned num_workers);
 
-/** Worker: asks for a forced refetch (unknown kid) and queues waiter; its cb runs once (keys arrived or refetch
- * declined: timed_out=0; kid_wait elapsed: timed_out=1). Returns -1 (waiter not queued) when a refetch happened
- * within refetch_min_interval or too many requests already wait: fail the request at once. */
+/** Worker: asks the control thread about an unknown kid (waiter->kid, set by the caller) and queues waiter; its cb
+ * runs once: the answer came (the worker's set now has every key the IdP published for that kid, or the kid is
+ * absent: verify again, with no further wait) with timed_out=0, or kid_wait elapsed first with timed_out=1.
+ * Returns -1 (waiter not queued, cb never called) when the provider's keys are not fetched (file, secret), the kid
+ * is empty or longer than FICUS_PROVIDER_MAX_KID_BYTES, the refetch budget is known to be spent, or too many
+ * requests already wait: fail the request at once. */
 int ficus_provider_wait_for_refetch(ficus_provider_conf_t *pc, ficus_worker_t *w, ficus_provider_waiter_t *waiter);
 /** Worker: removes a waiter (request gone). */
 void ficus_provider_cancel_wait(ficus_provider_conf_t *pc, ficus_worker_t *w, ficus_provider_waiter_t *waiter);
