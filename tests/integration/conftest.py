@@ -72,6 +72,26 @@ class PortCollision(RuntimeError):
         self.ports = set(ports)
 
 
+def start_until_ready(argv, what, timeout=10):
+    """Starts a helper process (own session, stdout/stderr piped) and waits until it prints "ready" on stdout."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + timeout * SLOW
+    buf = b""
+    while b"ready" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            _kill_group(proc, signal.SIGKILL)
+            proc.wait(5)
+            err = proc.stderr.read()
+            proc.stdout.close()
+            proc.stderr.close()
+            raise RuntimeError(f"{what} did not start: {buf!r} {err!r}")
+        r, _, _ = select.select([proc.stdout], [], [], left)
+        if r:
+            buf += os.read(proc.stdout.fileno(), 4096)
+    return proc
+
+
 def port_accepts(port, host="127.0.0.1", timeout=0.5):
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -176,28 +196,8 @@ class Echo:
 
     def _start(self):
         name = self.name
-        self.proc = subprocess.Popen(
-            [sys.executable, ECHO_PY, "--port", str(self.port), "--name", name],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.monotonic() + 10 * SLOW
-        buf = b""
-        while b"ready" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
-                err = self.proc.stderr.read() if self.proc.poll() is not None else b""
-                self.stop()
-                if b"Address already in use" in err:
-                    raise PortCollision([self.port], "bind failed")
-                raise RuntimeError(f"echo upstream {name} did not start: {buf!r} {err!r}")
-            r, _, _ = select.select([self.proc.stdout], [], [], left)
-            if r:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    continue
-                buf += chunk
-        if foreign_listeners([self.port], [self.proc.pid]):
-            self.stop()
-            raise PortCollision([self.port], "another process listens there too")
+        self.proc = start_until_ready([sys.executable, ECHO_PY, "--port", str(self.port), "--name", name],
+                                      f"echo upstream {name}")
 
     @property
     def addr(self):

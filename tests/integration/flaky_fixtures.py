@@ -8,16 +8,13 @@ all stopped at teardown.
 """
 import json
 import os
-import select
 import signal
-import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
-from conftest import SLOW, SOURCE_DIR, free_port
+from conftest import SLOW, SOURCE_DIR, free_port, start_until_ready
 
 FLAKY_PY = os.path.join(SOURCE_DIR, "tests", "upstreams", "flaky.py")
 
@@ -30,19 +27,8 @@ class Flaky:
         self.start()
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, FLAKY_PY, "--port", str(self.port), "--control-port", str(self.control_port), "--name",
-             self.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.monotonic() + 10 * SLOW
-        buf = b""
-        while b"ready" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"flaky upstream {self.name} did not start: {buf!r}")
-            r, _, _ = select.select([self.proc.stdout], [], [], left)
-            if r:
-                buf += os.read(self.proc.stdout.fileno(), 4096)
+        self.proc = start_until_ready([sys.executable, FLAKY_PY, "--port", str(self.port), "--control-port",
+                                       str(self.control_port), "--name", self.name], f"flaky upstream {self.name}")
 
     @property
     def addr(self):

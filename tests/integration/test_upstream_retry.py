@@ -157,7 +157,7 @@ def test_request_timeout_bounds_the_exchange_with_its_retries(ficus_factory, fla
     a = flaky("a")
     a.mode(mode="hang")
     gw = start(ficus_factory, [a.addr],
-               "request_timeout: 400ms\nretry: { attempts: 10, on: [503, 504], backoff: { base: 100ms, max: 100ms } }")
+               "request_timeout: 400ms\nretry: { attempts: 10, on: [503, 504], backoff: { base: 300ms, max: 300ms } }")
     with gw.client() as c:
         r = c.get("/hang", headers={"X-Request-Id": "rt-hang"})
         assert r.status_code == 504 and r.json() == {"error": "gateway_timeout"}
@@ -167,6 +167,6 @@ def test_request_timeout_bounds_the_exchange_with_its_retries(ficus_factory, fla
     e = gw.wait_access_log(lambda es: [x for x in es if x.get("request_id") == "rt-hang"])[0]
     assert e["error"] == "upstream_request_timeout"
     assert len(a.requests("/hang")) == 1
-    # 400 ms with a backoff of up to 100 ms per retry: far fewer than 10 attempts, at least one retry
+    # 400 ms with a backoff of up to 300 ms per retry: far fewer than 10 attempts, at least one retry
     assert 2 <= len(a.requests("/loop")) <= 9
     wait_for(lambda: a.log()["open"] <= 1, 5 * SLOW, what="the hung connection closed by ficus")
