@@ -196,8 +196,28 @@ class Echo:
 
     def _start(self):
         name = self.name
-        self.proc = start_until_ready([sys.executable, ECHO_PY, "--port", str(self.port), "--name", name],
-                                      f"echo upstream {name}")
+        self.proc = subprocess.Popen(
+            [sys.executable, ECHO_PY, "--port", str(self.port), "--name", name],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 10 * SLOW
+        buf = b""
+        while b"ready" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.poll() is not None else b""
+                self.stop()
+                if b"Address already in use" in err:
+                    raise PortCollision([self.port], "bind failed")
+                raise RuntimeError(f"echo upstream {name} did not start: {buf!r} {err!r}")
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if r:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    continue
+                buf += chunk
+        if foreign_listeners([self.port], [self.proc.pid]):
+            self.stop()
+            raise PortCollision([self.port], "another process listens there too")
 
     @property
     def addr(self):

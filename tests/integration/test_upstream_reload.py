@@ -52,7 +52,7 @@ def test_reload_keeps_ejection_and_health_state(ficus_factory, flaky):
     c.mode(health="status", health_status=503)
     extra = ("retry: { attempts: 1 }\n"
              "outlier: { consecutive_failures: 2, ejection: 60s, max_ejected: 50% }\n"
-             "health_check: { path: /healthz, interval: 300ms, timeout: 200ms, healthy: 2, unhealthy: 2 }")
+             "health_check: { path: /healthz, interval: 500ms, timeout: 450ms, healthy: 2, unhealthy: 2 }")
     gw = start(ficus_factory, [a.addr, b.addr, c.addr], extra, workers=1)
     wait_endpoint(gw, c.addr, lambda e: e["health"] == "unhealthy", "c unhealthy by check")
     with gw.client() as cl:
@@ -61,10 +61,10 @@ def test_reload_keeps_ejection_and_health_state(ficus_factory, flaky):
     wait_log(gw, f"endpoint {b.addr} ejected for 60000ms")
     # reload with b and c kept and a new endpoint d: b stays ejected, c stays unhealthy, d starts fresh
     d = flaky("d")
-    reload(gw, [a.addr, b.addr, c.addr, d.addr], extra.replace("interval: 300ms", "interval: 300ms"))
+    reload(gw, [a.addr, b.addr, c.addr, d.addr], extra)
     assert endpoint(gw, b.addr)["ejected"] is True
     assert endpoint(gw, c.addr)["health"] == "unhealthy"
-    assert endpoint(gw, d.addr)["health"] == "healthy" and endpoint(gw, d.addr)["ejected"] is False
+    wait_endpoint(gw, d.addr, lambda e: e["health"] == "healthy" and not e["ejected"], "d healthy (a new endpoint)")
     nb, nc = len(b.requests()), len(c.requests())
     with gw.client() as cl:
         assert {cl.get("/y").status_code for _ in range(8)} == {200}
