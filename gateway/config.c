@@ -325,11 +325,18 @@ static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_con
 
     config->server.max_header_bytes = 16 * 1024;
     config->server.max_body_bytes = 10 * 1024 * 1024;
+    config->server.send_timeout_ms = 30000;
+    config->server.header_timeout_ms = 10000;
+    config->server.max_upstream_per_connection = 32;
+    config->server.max_response_buffer = 256 * 1024;
     if (limits != NULL) {
-        ficus_node_t *mh, *mb, *us;
+        ficus_node_t *mh, *mb, *us, *st, *ht, *mu, *rb;
         static const char *const us_modes[] = {"drop", "reject", "allow", NULL};
         int us_mode;
-        if (ficus_conf_mapping(cc, limits, "", "max_header_bytes:s,max_body_bytes:s,underscore_headers:s", &mh, &mb, &us) != 0)
+        if (ficus_conf_mapping(cc, limits, "",
+                               "max_header_bytes:s,max_body_bytes:s,underscore_headers:s,send_timeout:s,header_timeout:s,"
+                               "max_upstream_per_connection:s,max_response_buffer:s",
+                               &mh, &mb, &us, &st, &ht, &mu, &rb) != 0)
             return -1;
         if (us != NULL) {
             if (ficus_conf_enum(cc, us, us_modes, &us_mode) != 0)
@@ -339,6 +346,14 @@ static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_con
         if (mh != NULL && ficus_conf_size(cc, mh, 1024, 1024 * 1024, &config->server.max_header_bytes) != 0)
             return -1;
         if (mb != NULL && ficus_conf_size(cc, mb, 0, (uint64_t)1 << 32, &config->server.max_body_bytes) != 0)
+            return -1;
+        if (st != NULL && ficus_conf_duration(cc, st, 100, 3600000, &config->server.send_timeout_ms) != 0)
+            return -1;
+        if (ht != NULL && ficus_conf_duration(cc, ht, 100, 3600000, &config->server.header_timeout_ms) != 0)
+            return -1;
+        if (mu != NULL && ficus_conf_uint(cc, mu, 1, 256, &config->server.max_upstream_per_connection) != 0)
+            return -1;
+        if (rb != NULL && ficus_conf_size(cc, rb, 16 * 1024, 64 * 1024 * 1024, &config->server.max_response_buffer) != 0)
             return -1;
     }
 

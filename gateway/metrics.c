@@ -169,12 +169,28 @@ void ficus_metrics_render(h2o_mem_pool_t *pool, h2o_iovec_t *result, unsigned nu
     }
     pthread_mutex_unlock(&registry_mutex);
 
-    uint64_t inflight = 0, floods = 0, aborted = 0;
+    uint64_t inflight = 0, floods = 0, aborted = 0, send_timeouts = 0, header_timeouts = 0, frame_floods = 0;
     for (unsigned w = 0; w != num_workers; ++w) {
         inflight += ficus_counter_get(&ficus_worker_stats[w].inflight);
         floods += ficus_counter_get(&ficus_worker_stats[w].reset_flood_closes);
         aborted += ficus_counter_get(&ficus_worker_stats[w].aborted_requests);
+        send_timeouts += ficus_counter_get(&ficus_worker_stats[w].send_timeouts);
+        header_timeouts += ficus_counter_get(&ficus_worker_stats[w].header_timeouts);
+        frame_floods += ficus_counter_get(&ficus_worker_stats[w].frame_flood_closes);
     }
+    out(&r,
+        "# HELP ficus_client_send_timeouts_total Client connections closed because a response did not move for "
+        "server.limits.send_timeout.\n# TYPE ficus_client_send_timeouts_total counter\nficus_client_send_timeouts_total %llu\n",
+        (unsigned long long)send_timeouts);
+    out(&r,
+        "# HELP ficus_client_header_timeouts_total Client connections closed because a request header block was not complete "
+        "within server.limits.header_timeout.\n# TYPE ficus_client_header_timeouts_total counter\n"
+        "ficus_client_header_timeouts_total %llu\n",
+        (unsigned long long)header_timeouts);
+    out(&r,
+        "# HELP ficus_http2_frame_flood_total HTTP/2 connections closed for a flood of frames that do nothing (unknown "
+        "types).\n# TYPE ficus_http2_frame_flood_total counter\nficus_http2_frame_flood_total %llu\n",
+        (unsigned long long)frame_floods);
     out(&r,
         "# HELP ficus_inflight_requests Requests being processed.\n# TYPE ficus_inflight_requests gauge\n"
         "ficus_inflight_requests %lld\n",

@@ -79,6 +79,8 @@ static void apply_runtime_settings(ficus_worker_t *w, const ficus_config_t *conf
 {
     w->globalconf.max_request_entity_size = config->server.max_body_bytes;
     w->globalconf.http1.upgrade_to_http2 = config->server.h2c; /* `Upgrade: h2c` and the h2c preface on plain listeners */
+    /* H2O queues a connection's further streams until one of these completes (server.limits.max_upstream_per_connection) */
+    w->globalconf.http2.max_concurrent_requests_per_connection = (size_t)config->server.max_upstream_per_connection;
     w->ctx.handshake_timeout.timeout = config->server.handshake_timeout_ms;
     w->ctx.http1.req_timeout.timeout = config->server.idle_timeout_ms;
     w->ctx.http2.idle_timeout.timeout = config->server.idle_timeout_ms;

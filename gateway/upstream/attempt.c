@@ -197,6 +197,9 @@ static void on_connect(ficus_upc_t *x, const char *err)
                 err == ficus_upc_err_connect_refused ? "upstream_connect_refused" : "upstream_connect_failed", 0);
         return;
     }
+    h2o_socket_t *sock = ficus_upc_socket(x);
+    if (sock != NULL && !x->reused)
+        ficus_send_guard_bound_upstream(p->r, h2o_socket_get_fd(sock)); /* server.limits.max_response_buffer */
     ficus_upstream_request_line(&p->req, &p->up->conf->endpoints[p->ep_index]);
     ficus_upc_send(x, p->req.reqbufs, p->req.num_reqbufs, p->req.is_head, on_head);
 }

@@ -480,3 +480,8 @@ void ficus_upc_dispose(ficus_upc_t *x)
     ficus_upc_cancel(x);
     h2o_buffer_dispose(&x->body);
 }
+
+h2o_socket_t *ficus_upc_socket(const ficus_upc_t *x)
+{
+    return x->_conn != NULL ? x->_conn->sock : NULL;
+}

@@ -209,6 +209,7 @@ static void on_request_timeout(h2o_timeout_entry_t *entry)
 static void on_proxy_dispose(void *_p)
 {
     ficus_proxy_t *p = _p;
+    ficus_send_guard_dispose(&p->send_guard);
     ficus_upc_dispose(&p->x);
     ficus_delay_cancel(&p->backoff);
     h2o_timeout_unlink(&p->request_timer);
@@ -218,6 +219,18 @@ static void on_proxy_dispose(void *_p)
     if (p->digest != NULL)
         EVP_MD_CTX_free(p->digest);
     h2o_doublebuffer_dispose(&p->sending);
+}
+
+/* the client did not read for send_timeout (gateway/send_guard.c): the exchange and what it holds of the upstream
+ * go now, not when the client's connection is torn down; a slow client is no failure of the upstream's */
+static void on_send_timeout(ficus_send_guard_t *g)
+{
+    ficus_proxy_t *p = H2O_STRUCT_FROM_MEMBER(ficus_proxy_t, send_guard, g);
+    ficus_upc_cancel(&p->x);
+    ficus_delay_cancel(&p->backoff);
+    h2o_timeout_unlink(&p->request_timer);
+    ficus_proxy_end_attempt(p);
+    leave_upstream(p, -1);
 }
 
 void ficus_proxy_start_ex(ficus_req_t *r, ficus_upstream_rt_t *up, const ficus_proxy_options_t *options)
@@ -238,6 +251,7 @@ void ficus_proxy_start_ex(ficus_req_t *r, ficus_upstream_rt_t *up, const ficus_p
     p->fallback = p->opts.fallback != up ? p->opts.fallback : NULL;
     p->request_timer.cb = on_request_timeout;
     ficus_upc_init(&p->x, p);
+    ficus_send_guard_init(&p->send_guard, r, on_send_timeout);
     h2o_doublebuffer_init(&p->sending, &h2o_socket_buffer_prototype);
     p->replayable = ficus_attempt_is_replayable(req);
     ficus_upstream_request_build(&p->req, r, path);

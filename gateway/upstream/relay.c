@@ -26,6 +26,10 @@ static void do_send(ficus_proxy_t *p)
 {
     h2o_iovec_t vec;
     assert(p->sending.bytes_inflight == 0);
+    if (p->send_guard.timed_out) {
+        h2o_send(p->r->h2o, NULL, 0, H2O_SEND_STATE_ERROR); /* the client connection is being closed */
+        return;
+    }
     vec = h2o_doublebuffer_prepare(&p->sending, &p->x.body, p->r->h2o->preferred_chunk_size);
     if (p->x.done && vec.len == p->sending.buf->size && p->x.body->size == 0) {
         int failed = p->body_error;
@@ -38,9 +42,11 @@ static void do_send(ficus_proxy_t *p)
         p->result.complete = !failed;
         /* the breaker's and on_done's turn before h2o_send: the request may be gone when it returns */
         ficus_proxy_finish(p, failed || p->result.status >= 500);
+        ficus_send_guard_sent(&p->send_guard);
         h2o_send(p->r->h2o, &vec, vec.len != 0 ? 1 : 0, failed ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
     } else if (vec.len != 0) {
         account(p, vec);
+        ficus_send_guard_sent(&p->send_guard);
         h2o_send(p->r->h2o, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
     } else {
         /* everything read so far went out: read more (the upstream is not read while a chunk is in flight) */
@@ -51,6 +57,7 @@ static void do_send(ficus_proxy_t *p)
 static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     ficus_proxy_t *p = (void *)generator;
+    ficus_send_guard_progress(&p->send_guard);
     h2o_doublebuffer_consume(&p->sending);
     do_send(p);
 }

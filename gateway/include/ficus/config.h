@@ -131,6 +131,10 @@ typedef struct st_ficus_config_t {
         int log_level;
         uint64_t max_header_bytes;
         uint64_t max_body_bytes;
+        uint64_t send_timeout_ms;             /* nothing written to the client for this long: connection closed */
+        uint64_t header_timeout_ms;           /* a request's header block must be complete this long after it began */
+        uint64_t max_upstream_per_connection; /* HTTP/2 requests of one connection processed at once (others wait) */
+        uint64_t max_response_buffer;         /* per exchange: the upstream socket's receive buffer */
         uint64_t handshake_timeout_ms;
         uint64_t idle_timeout_ms;
         uint64_t drain_timeout_ms;

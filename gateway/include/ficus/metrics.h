@@ -57,6 +57,9 @@ typedef struct st_ficus_worker_stats_t {
     uint64_t inflight; /* current */
     uint64_t reset_flood_closes;
     uint64_t aborted_requests;
+    uint64_t send_timeouts;      /* client connections closed by server.limits.send_timeout */
+    uint64_t header_timeouts;    /* ... by server.limits.header_timeout */
+    uint64_t frame_flood_closes; /* HTTP/2 connections closed for a flood of frames that do nothing */
     char _pad[64];
 } ficus_worker_stats_t;
 

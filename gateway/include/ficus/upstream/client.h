@@ -94,5 +94,7 @@ void ficus_upc_read_body(ficus_upc_t *x, ficus_upc_body_cb cb);
 void ficus_upc_cancel(ficus_upc_t *x);
 /** ficus_upc_cancel + frees x->body. */
 void ficus_upc_dispose(ficus_upc_t *x);
+/** The socket of the exchange's current connection (NULL when none), e.g. to set socket options. */
+h2o_socket_t *ficus_upc_socket(const ficus_upc_t *x);
 
 #endif

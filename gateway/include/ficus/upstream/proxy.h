@@ -13,6 +13,7 @@
 #include "ficus/upstream.h"
 #include "ficus/upstream/backoff.h"
 #include "ficus/upstream/balancer.h"
+#include "ficus/send_guard.h"
 #include "ficus/upstream/client.h"
 #include "ficus/upstream/request_builder.h"
 #include "ficus/upstream/types.h"
@@ -48,6 +49,7 @@ typedef struct st_ficus_proxy_t {
     ficus_proxy_result_t result;
     int done_reported;
     EVP_MD_CTX *digest;
+    ficus_send_guard_t send_guard; /* server.limits.send_timeout toward the client (gateway/send_guard.c) */
 } ficus_proxy_t;
 
 /* proxy.c */
