@@ -387,9 +387,16 @@ static int load_server(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_con
 
     config->server.h2_max_resets = 200;
     config->server.h2_reset_window_ms = 10000;
+    config->server.h2_max_resets_per_address = 1000;
+    config->server.h2_max_resets_total = 20000;
     if (http2 != NULL) {
-        ficus_node_t *mr, *rw, *h2c;
-        if (ficus_conf_mapping(cc, http2, "", "max_resets:s,reset_window:s,h2c:s", &mr, &rw, &h2c) != 0)
+        ficus_node_t *mr, *rw, *h2c, *mra, *mrt;
+        if (ficus_conf_mapping(cc, http2, "", "max_resets:s,reset_window:s,h2c:s,max_resets_per_address:s,max_resets_total:s", &mr,
+                               &rw, &h2c, &mra, &mrt) != 0)
+            return -1;
+        if (mra != NULL && ficus_conf_uint(cc, mra, 1, 100000000, &config->server.h2_max_resets_per_address) != 0)
+            return -1;
+        if (mrt != NULL && ficus_conf_uint(cc, mrt, 1, 1000000000, &config->server.h2_max_resets_total) != 0)
             return -1;
         if (h2c != NULL && ficus_conf_bool(cc, h2c, &config->server.h2c) != 0)
             return -1;

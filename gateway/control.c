@@ -202,6 +202,7 @@ static void on_housekeeping(h2o_timeout_entry_t *entry)
 {
     ficus_tls_collect(0);
     ficus_mem_trim_tick();
+    ficus_log_limit_flush();
     h2o_timeout_link(ficus_server.loop, &housekeeping_timeout, &housekeeping_entry);
 }
 
@@ -219,6 +220,7 @@ static void *join_workers(void *arg)
 int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
 {
     char err[1024];
+    ficus_log_limit_install(); /* before any thread: libh2o's stderr output is limited like ficus's own */
     s->num_workers = config->server.workers != 0 ? config->server.workers : num_cpus();
     ficus_num_workers = s->num_workers;
     if ((s->workers = calloc(s->num_workers, sizeof(*s->workers))) == NULL)

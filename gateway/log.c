@@ -1,4 +1,4 @@
-/* The error log (see ficus/log.h). */
+/* The error log (see ficus/log.h): formatting; gateway/log_limit.c dedups and rate-limits what is written. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ int ficus_log_timestamp(char *buf, unsigned long bufsize)
                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
-static void vlog(ficus_log_level_t level, const char *fmt, va_list args)
+static void vlog(ficus_log_level_t level, int direct, const char *fmt, va_list args)
 {
     char line[2048];
     int off = ficus_log_timestamp(line, sizeof(line));
@@ -33,8 +33,12 @@ static void vlog(ficus_log_level_t level, const char *fmt, va_list args)
     if ((size_t)off > sizeof(line) - 2)
         off = sizeof(line) - 2;
     line[off++] = '\n';
-    ssize_t unused = write(2, line, off);
-    (void)unused;
+    if (direct) {
+        ssize_t unused = write(2, line, off);
+        (void)unused;
+    } else {
+        ficus_log_limit_write(line, off);
+    }
 }
 
 void ficus_log(ficus_log_level_t level, const char *fmt, ...)
@@ -43,7 +47,7 @@ void ficus_log(ficus_log_level_t level, const char *fmt, ...)
         return;
     va_list args;
     va_start(args, fmt);
-    vlog(level, fmt, args);
+    vlog(level, 0, fmt, args);
     va_end(args);
 }
 
@@ -51,7 +55,7 @@ void ficus_fatal(const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    vlog(FICUS_LOG_ERROR, fmt, args);
+    vlog(FICUS_LOG_ERROR, 1, fmt, args); /* straight to fd 2: the process is about to abort */
     va_end(args);
     abort();
 }

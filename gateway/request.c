@@ -15,6 +15,7 @@
 #include <time.h>
 #include "ficus/clock.h"
 #include "ficus/contract.h"
+#include "ficus/h2_stream_error.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
 #include "ficus/plugin.h"
@@ -428,6 +429,8 @@ int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req)
     ficus_wgen_t *wg = w->current;
     const ficus_listener_conf_t *lc = wg->config->server.listeners + ((ficus_handler_t *)self)->listener_index;
 
+    if (ficus_h2_refuse_malformed(req))
+        return 0; /* a stream error, not a response */
     ficus_req_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_req_dispose);
     memset(r, 0, sizeof(*r));
     r->h2o = req;

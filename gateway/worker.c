@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "ficus/client_conn.h"
 #include "ficus/log.h"
 #include "ficus/plugin.h"
 #include "ficus/redis.h"
@@ -137,7 +138,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             break;
-        h2o_accept(&l->accept_ctx, sock);
+        ficus_client_conn_accept(ficus_current_worker, &l->accept_ctx, sock);
     }
 }
 
@@ -332,6 +333,7 @@ static void init_on_thread(ficus_worker_t *w, ficus_config_t *config)
         h2o_socket_read_start(l->sock, on_accept);
     }
     apply_runtime_settings(w, config);
+    ficus_client_conn_init_worker(w);
     apply_redis(w, NULL, config);
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_message);

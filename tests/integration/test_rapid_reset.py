@@ -10,7 +10,7 @@ import h2.events
 import h2.exceptions
 import pytest
 
-from conftest import SLOW, module_ficus
+from conftest import SLOW, module_ficus, wait_for
 
 CONFIG = """\
 server:
@@ -123,6 +123,8 @@ def test_reset_flood_closes_connection(fx, certs):
 
     pt = threading.Thread(target=prober, daemon=True)
     pt.start()
+    # the prober is running (and connected) before the flood starts: the flood may be over in a fraction of a second
+    wait_for(lambda: probe["ok"] >= 1, 15 * SLOW, what="the prober's first answer")
 
     sent_pairs = 0
     hdrs = request_headers(fx, "/api/flood")

@@ -86,6 +86,8 @@ struct st_ficus_worker_t {
     ficus_worker_timeout_t timeouts[FICUS_WORKER_MAX_TIMEOUTS];
     size_t num_timeouts;
     int timeouts_overflow_logged;
+    h2o_linklist_t client_conns; /* ficus_client_conn_t (gateway/client_conn.c) */
+    h2o_timeout_entry_t client_sweep;
 };
 
 /** Creates a worker's sockets for every listener of config (SO_REUSEPORT). 0, or -1 with a message in err. */
@@ -117,8 +119,15 @@ void ficus_wgen_release(ficus_wgen_t *wg);
 /** The h2o handler entry point (gateway/request.c). */
 int ficus_request_on_req(h2o_handler_t *self, h2o_req_t *req);
 
-/** Records a stream cancelled by the client; closes the connection when it cancels too many (gateway/h2_guard.c). */
+/** Records a stream cancelled by the client; closes the connection when it, its address or all clients together
+ * cancel too many (gateway/h2_guard.c). */
 void ficus_h2_guard_on_abort(ficus_worker_t *w, h2o_req_t *req, const ficus_config_t *config);
+#define FICUS_H2_GUARD_KEY_LEN 9 /* family byte + IPv4 address or IPv6 /64 */
+/** The rapid-reset budget key of a client address into key (FICUS_H2_GUARD_KEY_LEN bytes). Returns its length, or 0
+ * (key zeroed) for a family without one. */
+size_t ficus_h2_guard_key(const struct sockaddr *sa, uint8_t *key);
+/** Whether the address of key is over its rapid-reset budget now (its connections are then closed). Any thread. */
+int ficus_h2_guard_blocked(const uint8_t *key, uint64_t now);
 
 extern __thread ficus_worker_t *ficus_current_worker;
 extern unsigned ficus_num_workers;
