@@ -64,6 +64,10 @@ void ficus_send_guard_bound_upstream(ficus_req_t *r, int fd)
 void ficus_close_client_connection(h2o_req_t *req)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    if (sock != NULL)
-        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+    if (sock == NULL)
+        return;
+    /* a reset, not a FIN queued behind what the client never read: the kernel lets go of that data at close */
+    struct linger lg = {1, 0};
+    setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
 }

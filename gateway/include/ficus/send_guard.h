@@ -27,7 +27,8 @@ void ficus_send_guard_progress(ficus_send_guard_t *g);
 void ficus_send_guard_dispose(ficus_send_guard_t *g);
 /** Bounds what one exchange may buffer: the upstream socket's receive buffer to server.limits.max_response_buffer. */
 void ficus_send_guard_bound_upstream(ficus_req_t *r, int fd);
-/** Closes the client connection of req (its socket is shut down, so H2O tears it down through its error path). */
+/** Closes the client connection of req: its socket is shut down (so H2O tears it down through its error path) and
+ * reset at close (SO_LINGER 0: unsent data toward a client that does not read is dropped, not kept by the kernel). */
 void ficus_close_client_connection(h2o_req_t *req);
 
 #endif
