@@ -2,10 +2,10 @@
  *
  * ACCEPT: ficus accepts itself instead of h2o_accept(), to see every connection from its first byte:
  *   - TLS: the handshake (bounded by server.timeouts.handshake), then HTTP/2 or HTTP/1.1 by ALPN, as h2o_accept does;
- *   - plain, with server.http2.h2c on (else HTTP/1.1 only): the first line decides. The HTTP/2 connection preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") -> HTTP/2;
- *     a request line ending in "HTTP/1.x" -> HTTP/1.1; anything else cannot be answered in HTTP/1.1 and is an
- *     invalid HTTP/2 connection preface: GOAWAY(PROTOCOL_ERROR) and close (RFC 9113 section 3.4), where H2O would
- *     have fallen back to an HTTP/1.1 400.
+ *   - plain, with server.http2.h2c on (else HTTP/1.1 only): the first line decides. The HTTP/2 connection preface
+ *     ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") -> HTTP/2; a request line ending in "HTTP/1.x" -> HTTP/1.1; anything
+ *     else cannot be answered in HTTP/1.1 and is an invalid HTTP/2 connection preface: GOAWAY(PROTOCOL_ERROR) and
+ *     close (RFC 9113 section 3.4), where H2O would have fallen back to an HTTP/1.1 400.
  * HEADER DEADLINE (server.limits.header_timeout, as NGINX's client_header_timeout): H2O 2.2.5 restarts its HTTP/2
  * idle timeout on every read, so a client dripping a header block (HEADERS + CONTINUATION, up to ~470 KB held)
  * stays forever; its HTTP/1.1 request timeout is the long idle one. A sweep every FICUS_CONN_SWEEP_MS looks at

@@ -144,7 +144,7 @@ typedef struct st_ficus_config_t {
         uint64_t h2_reset_window_ms;
         uint64_t h2_max_resets_per_address; /* over all connections of one address (IPv6: /64) */
         uint64_t h2_max_resets_total;       /* over all clients */
-        int expose_upstream; /* add x-ficus-upstream (the upstream that answered) to responses */
+        int expose_upstream;                /* add x-ficus-upstream (the upstream that answered) to responses */
         enum { FICUS_UNDERSCORE_DROP = 0, FICUS_UNDERSCORE_REJECT, FICUS_UNDERSCORE_ALLOW } underscore_headers;
         int h2c;                    /* server.http2.h2c: cleartext HTTP/2 (Upgrade: h2c, prior knowledge) on plain listeners */
         ficus_path_conf_t paths;    /* server.paths: how request paths are canonicalized (ficus/path.h) */
