@@ -14,7 +14,8 @@
  * ceil(limit / 8) (at most two thirds of burst, and 1000), so a hot key costs about one round trip per lease-size
  * requests (under 0.1 per admitted request at steady state, far less per request since denials come from the deny
  * cache). A lease larger than what is left gets what is left. REFILL AHEAD: while the bucket last held at least one more
- * lease, the next lease is asked for when half of the current one is left, so a hot key's requests never wait for Redis.
+ * lease, the next lease is asked for when half of the current one is left or it is half its lifetime old, so a hot key's
+ * requests never wait for Redis.
  * BOUND: tokens are taken from the shared bucket when leased, so the fleet never admits more than the limit (+ burst);
  * unspent leased tokens (at most a lease and a half per worker and key, dropped after min(per, 1s)) can only make it
  * admit less. RateLimit-Remaining of a leased key moves in quarter-lease steps (lease_remaining()).
@@ -727,10 +728,13 @@ static ficus_status_t decide(rl_req_t *rr, const policy_t *p)
         note_headers(rr, p, lease_remaining(e), e->reset_ms_at > now ? e->reset_ms_at - now : 0);
         count(p, r, RESULT_ALLOWED);
         /* refill ahead: while the shared bucket last held at least a lease more, the next lease is taken when half of
-         * this one is left (a lease answer takes a loop iteration or two, a millisecond or more under load), so a hot
-         * key's requests never wait for Redis; near the limit they wait as before */
-        if (e->cmd == NULL && e->lease_size >= 4 && e->tokens <= e->lease_size / 2 && e->remaining >= (int64_t)e->lease_size &&
-            ficus_redis_is_available(r->worker->redis))
+         * this one is left or when it is half its lifetime old (a lease answer takes a loop iteration or two, a
+         * millisecond or more under load; a slow client may not spend a lease within its lifetime, and its leftover
+         * would then expire under a request that has to wait), so a hot key's requests never wait for Redis; near the
+         * limit they wait as before */
+        uint64_t ttl = p->per_ms < 1000 ? p->per_ms : 1000;
+        if (e->cmd == NULL && e->lease_size >= 4 && (e->tokens <= e->lease_size / 2 || now >= e->lease_started_ms + ttl / 2) &&
+            e->remaining >= (int64_t)e->lease_size && ficus_redis_is_available(r->worker->redis))
             start_lease(e, p, r);
         return FICUS_CONTINUE;
     }
@@ -851,8 +855,11 @@ static void on_lease_reply(void *data, redisReply *reply, const char *err)
             e->lease_size /= 2;
     }
     free(lc);
-    /* tokens left of a live lease (a refill ahead) are kept and live as long as the new ones */
+    /* tokens left of a live lease (a refill ahead) are kept and live as long as the new ones, up to a lease and a half
+     * (a slow client refilling at half a lease's lifetime would otherwise pile the bucket up here) */
     e->tokens = (e->lease_expires_ms > now ? e->tokens : 0) + (granted > 0 ? (uint64_t)granted : 0);
+    if (e->tokens > e->lease_size + e->lease_size / 2 && granted > 0)
+        e->tokens = e->lease_size + e->lease_size / 2 > (uint64_t)granted ? e->lease_size + e->lease_size / 2 : (uint64_t)granted;
     e->lease_started_ms = now;
     e->lease_expires_ms = now + ttl;
     e->remaining = remaining;
