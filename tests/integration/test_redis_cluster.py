@@ -47,7 +47,7 @@ class Cluster:
         for i in range(6):
             bus = free_port()
             self.nodes.append(RedisServer(tmp_path / f"node{i}", extra_args=[
-                "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf", "--cluster-node-timeout", "1000",
+                "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf", "--cluster-node-timeout", "3000",
                 "--cluster-port", str(bus), "--cluster-require-full-coverage", "no"]))
         addrs = [n.addr for n in self.nodes]
         p = subprocess.run([REDIS_CLI, "--cluster", "create", *addrs, "--cluster-replicas", "1", "--cluster-yes"],
@@ -55,6 +55,20 @@ class Cluster:
         assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
         wait_for(lambda: all(self.info(n).get("cluster_state") == "ok" and self.info(n).get("cluster_known_nodes") == "6"
                              for n in self.nodes), 30 * SLOW, interval=0.2, what="cluster_state:ok on all 6 nodes")
+        self.wait_replicas_synced()
+
+    def wait_replicas_synced(self):
+        """Every live replica's link to its master is up (a replica that never synced cannot be promoted: Redis
+        refuses, 'disconnected from master for longer than allowed')."""
+        def synced():
+            for n in self.nodes:
+                if not n.alive():
+                    continue
+                info = n.client().info("replication")
+                if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                    return False
+            return True
+        wait_for(synced, 60 * SLOW, interval=0.2, what="every replica in sync with its master")
 
     @staticmethod
     def info(node):
@@ -165,9 +179,11 @@ def test_cluster_spread_migration_reshard_and_failover(ficus_factory, cluster):
         refreshes_before_kill = fx.metrics().sum("ficus_redis_cluster_slots_refreshes_total")
         # 3. the master of the traffic's slot is killed: its replica is promoted
         victim = cluster.owner(key_slot)
+        cluster.wait_replicas_synced()
         t_kill = time.monotonic()
         victim.kill()
-        wait_for(lambda: (cluster.owner(key_slot) not in (None, victim)) and cluster.owner(key_slot).alive(), 30 * SLOW,
+        # the cluster's own failover (node timeout 3 s, then an election): generous, it is Redis's time, not ficus's
+        wait_for(lambda: (cluster.owner(key_slot) not in (None, victim)) and cluster.owner(key_slot).alive(), 90 * SLOW,
                  interval=0.1, what="the replica promoted")
         t_promoted = time.monotonic()
         wait_for(lambda: serving_with(fx, 3), 3 * SLOW + 2, interval=0.05, what="full service after the promotion")
