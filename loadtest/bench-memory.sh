@@ -79,6 +79,7 @@ CONF
 global
     nbthread 1
     maxconn $((CONNS + 500))
+    fd-hard-limit $(ulimit -Hn)
     log stderr format short local0 warning
 defaults
     mode http
