@@ -10,8 +10,8 @@
 #
 # A step that cannot go on (dependencies, format, a build) stops the run and says which step failed. A failing test
 # suite does not: the other suites still run, and the end of the output lists every failing test of every suite
-# (pytest runs without -x). Never skips a suite: a label with no test, a skipped pytest test or a ctest "Skipped"
-# test is a failure (CI installs everything, so a skip means something is broken).
+# (pytest never stops at the first failure). Never skips a suite: a label with no test, a skipped pytest test or a
+# ctest "Skipped" test is a failure (CI installs everything, so a skip means something is broken).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -70,7 +70,12 @@ static void on_code_token(void *data, const char *errstr, const ficus_fetch_resp
     if (g->store_redis) {
         json_object_set_new(session, "id_token", json_string(id_token));
         sso_take_tokens(session, doc, now);
-        cookie_value = sso_random_token(32);
+        if ((cookie_value = sso_random_token(32)) == NULL) {
+            json_decref(session);
+            json_decref(doc);
+            callback_fail(r, g, 500, "sso_internal_error", "Sign-in failed: the session could not be created.");
+            return;
+        }
         sso_store_session(r->worker, g, cookie_value, session, 0);
         const char *sid = json_string_value(json_object_get(claims, "sid"));
         char key[160], px[32];

@@ -28,9 +28,14 @@ double sso_unix_now(void)
 char *sso_random_token(size_t bytes)
 {
     uint8_t raw[64];
+    if (bytes > sizeof(raw) || RAND_bytes(raw, (int)bytes) != 1) {
+        /* the caller answers 500 sso_internal_error (counted in ficus_requests_total as a 5xx) */
+        ficus_error("sso: the system's random generator gave no %zu bytes (RAND_bytes failed); this sign-in gets a 500", bytes);
+        return NULL;
+    }
     char *out = malloc(bytes * 4 / 3 + 4);
-    if (out == NULL || bytes > sizeof(raw) || RAND_bytes(raw, (int)bytes) != 1)
-        ficus_fatal("no randomness");
+    if (out == NULL)
+        ficus_fatal("no memory");
     out[ficus_base64url_encode(raw, bytes, out)] = '\0';
     return out;
 }

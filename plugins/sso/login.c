@@ -53,8 +53,15 @@ ficus_status_t sso_start_login(const sso_global_t *g, ficus_req_t *r)
     char *origin = sso_origin_of(g, r), *loc;
     if (origin == NULL)
         return sso_respond_unknown_host(r);
-    char *state = sso_random_token(24), *nonce = sso_random_token(24), *verifier = sso_random_token(48),
-         *challenge = pkce_challenge(verifier);
+    char *state = sso_random_token(24), *nonce = sso_random_token(24), *verifier = sso_random_token(48);
+    if (state == NULL || nonce == NULL || verifier == NULL) {
+        free(state);
+        free(nonce);
+        free(verifier);
+        free(origin);
+        return sso_respond_html(r, 500, "sso_internal_error", "Sign-in could not start.");
+    }
+    char *challenge = pkce_challenge(verifier);
     /* the original URL: this request's path and query (same origin by construction) */
     json_t *flow = json_pack("{s:s, s:s, s:s, s:s%, s:f}", "state", state, "nonce", nonce, "verifier", verifier, "url",
                              req->path.base, req->path.len, "exp", sso_unix_now() + g->flow_ttl_ms / 1000.0);

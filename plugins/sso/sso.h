@@ -77,7 +77,7 @@ extern const ficus_plugin_t ficus_plugin_sso;
 /* ---- http.c ---- */
 char *sso_xstrdup(const char *s);
 double sso_unix_now(void);
-/** `bytes` random bytes (at most 64), base64url; malloc'd. */
+/** `bytes` random bytes (at most 64), base64url; malloc'd. NULL (logged) when the random generator fails: answer 500. */
 char *sso_random_token(size_t bytes);
 /** Percent-encodes everything but unreserved characters (RFC 3986 2.3). */
 void sso_url_encode(FILE *fp, const char *s);
