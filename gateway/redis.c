@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "ficus/breaker.h"
 #include "ficus/clock.h"
 #include "ficus/config.h"
 #include "ficus/log.h"
@@ -32,9 +33,8 @@ struct st_ficus_redis_t {
     int destroyed;
     size_t num_cmds; /* commands not yet freed (the client lives until they are) */
     size_t in_flight;
-    unsigned consecutive_failures;
-    uint64_t breaker_open_until_ms;
-    int breaker_probe_in_flight;
+    ficus_breaker_t breaker;           /* consecutive timeouts → commands fail at once for open_for, then one trial */
+    ficus_breaker_conf_t breaker_conf; /* from conf.breaker_failures and conf.breaker_open_ms */
     uint64_t reconnect_at_ms, backoff_ms;
     h2o_timeout_t cmd_timeout, connect_timeout, zero_timeout, tick_timeout;
     h2o_timeout_entry_t connect_entry, tick_entry;
@@ -67,6 +67,7 @@ static void maybe_free_client(ficus_redis_t *r);
 static void cmd_free(ficus_redis_cmd_t *cmd)
 {
     ficus_redis_t *r = cmd->r;
+    ficus_breaker_abandon(&r->breaker, cmd->is_probe); /* a trial that ended without an outcome frees its slot */
     if (h2o_timeout_is_linked(&cmd->timer))
         h2o_timeout_unlink(&cmd->timer);
     if (h2o_timeout_is_linked(&cmd->defer))
@@ -124,14 +125,29 @@ static void set_connected(ficus_redis_t *r, uint64_t v)
             ficus_counter_add(&(r)->node->slots[(r)->worker].field, (n));                                                          \
     } while (0)
 
-static void record_failure(ficus_redis_t *r, const char *what)
+static void set_breaker_conf(ficus_redis_t *r)
 {
-    if (++r->consecutive_failures >= r->conf.breaker_failures && r->breaker_open_until_ms <= h2o_now(r->loop)) {
-        r->breaker_open_until_ms = h2o_now(r->loop) + r->conf.breaker_open_ms;
+    r->breaker_conf = (ficus_breaker_conf_t){
+        .enabled = 1, .consecutive_failures = r->conf.breaker_failures, .open_for_ms = r->conf.breaker_open_ms, .trials = 1};
+}
+
+/* An answered command (any reply, error replies included: the server is there) or a failed one (timeout). */
+static void record_outcome(ficus_redis_t *r, int is_probe, int failed, const char *what)
+{
+    uint64_t failures = 0, total = 0;
+    int moved = ficus_breaker_record(&r->breaker, &r->breaker_conf, is_probe, failed, ficus_mono_us(), &failures, &total);
+    if (moved == FICUS_BREAKER_CLOSED) {
+        set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 0);
+        ficus_info("redis %s: circuit closed (a trial command succeeded)", r->label);
+    } else if (moved == FICUS_BREAKER_OPEN) {
         ficus_counter_add(&ficus_redis_stats[r->worker].breaker_opens, 1);
         set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 1);
-        ficus_warn("redis %s: %u consecutive failures (last: %s): circuit open for %llums", r->label, r->consecutive_failures, what,
-                   (unsigned long long)r->conf.breaker_open_ms);
+        if (is_probe)
+            ficus_warn("redis %s: the trial command failed (%s): circuit open again for %llums", r->label, what,
+                       (unsigned long long)r->conf.breaker_open_ms);
+        else
+            ficus_warn("redis %s: %llu consecutive failures (last: %s): circuit open for %llums", r->label,
+                       (unsigned long long)failures, what, (unsigned long long)r->conf.breaker_open_ms);
         if (r->ac != NULL)
             disconnect(r, "circuit opened"); /* also discards a stalled pipeline */
     }
@@ -142,13 +158,13 @@ static void on_cmd_timeout(h2o_timeout_entry_t *entry)
     ficus_redis_cmd_t *cmd = H2O_STRUCT_FROM_MEMBER(ficus_redis_cmd_t, timer, entry);
     ficus_redis_t *r = cmd->r;
     COUNT(r, timeouts, 1);
-    if (cmd->is_probe)
-        r->breaker_probe_in_flight = 0;
+    int is_probe = cmd->is_probe;
+    cmd->is_probe = 0;
     if (!cmd->delivered) {
         cmd->delivered = 1;
         cmd->cb(cmd->data, NULL, "timeout");
     }
-    record_failure(r, "timeout"); /* may disconnect, which answers cmd through hiredis (in_hiredis → freed there) */
+    record_outcome(r, is_probe, 1, "timeout"); /* may disconnect, which answers cmd through hiredis (in_hiredis → freed there) */
 }
 
 static int issue(ficus_redis_cmd_t *cmd, int argc, const char **argv, const size_t *argvlen);
@@ -170,11 +186,9 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *privdata)
     redisReply *reply = _reply;
     cmd->in_hiredis = 0;
     --r->in_flight;
-    if (cmd->is_probe)
-        r->breaker_probe_in_flight = 0;
     if (reply != NULL) {
-        r->consecutive_failures = 0;
-        set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 0);
+        record_outcome(r, cmd->is_probe, 0, NULL);
+        cmd->is_probe = 0;
         COUNT(r, latency_sum_us, ficus_mono_us() - cmd->sent_at_us);
         COUNT(r, replies, 1);
     }
@@ -260,18 +274,22 @@ static ficus_redis_cmd_t *start(ficus_redis_t *r, ficus_redis_cb cb, void *data,
     cmd->data = data;
     ++r->num_cmds;
     COUNT(r, commands, 1);
-    uint64_t now = h2o_now(r->loop);
-    int breaker_open = r->breaker_open_until_ms > now;
-    if (!breaker_open && r->consecutive_failures >= r->conf.breaker_failures) {
-        /* half-open: one probe at a time until a reply closes the circuit */
-        if (r->breaker_probe_in_flight)
+    int breaker_open = 0;
+    if (r->connected && r->in_flight < FICUS_REDIS_MAX_PENDING) {
+        /* half-open: one trial at a time until a reply closes the circuit */
+        uint64_t retry_after_ms;
+        switch (ficus_breaker_admit(&r->breaker, &r->breaker_conf, ficus_mono_us(), &retry_after_ms)) {
+        case FICUS_BREAKER_ALLOW:
+            break;
+        case FICUS_BREAKER_TRIAL:
+            cmd->is_probe = 1;
+            break;
+        case FICUS_BREAKER_REJECT:
             breaker_open = 1;
-        else
-            cmd->is_probe = r->breaker_probe_in_flight = 1;
+            break;
+        }
     }
     if (!r->connected || breaker_open || r->in_flight >= FICUS_REDIS_MAX_PENDING) {
-        if (cmd->is_probe)
-            r->breaker_probe_in_flight = 0;
         ficus_counter_add(&ficus_redis_stats[r->worker].unavailable, 1);
         defer_error(cmd, "unavailable");
         return cmd;
@@ -340,10 +358,8 @@ void ficus_redis_cancel(ficus_redis_cmd_t *cmd)
     cmd->delivered = 1;
     if (h2o_timeout_is_linked(&cmd->timer))
         h2o_timeout_unlink(&cmd->timer);
-    if (cmd->is_probe) {
-        cmd->r->breaker_probe_in_flight = 0;
-        cmd->is_probe = 0;
-    }
+    ficus_breaker_abandon(&cmd->r->breaker, cmd->is_probe); /* no timeout will end this trial now: free its slot */
+    cmd->is_probe = 0;
     if (!cmd->in_hiredis)
         cmd_free(cmd); /* only a deferred delivery was pending */
     /* else: freed when hiredis answers or drops it */
@@ -479,8 +495,7 @@ static void on_master(void *data, const char *ip, int port)
         h2o_timeout_unlink(&r->lost_master_entry);
     disconnect(r, "master switched");
     r->backoff_ms = 0;
-    r->consecutive_failures = 0;
-    r->breaker_open_until_ms = 0;
+    ficus_breaker_reset(&r->breaker);
     set_gauge(r, &ficus_redis_stats[r->worker].breaker_open, 0);
     r->reconnect_at_ms = h2o_now(r->loop); /* on the next tick */
 }
@@ -603,6 +618,7 @@ ficus_redis_t *ficus_redis_create(h2o_loop_t *loop, const ficus_redis_conf_t *co
     r->conf.host = r->conf.unix_path = r->conf.password = NULL; /* use the copies above */
     memset(&r->conf.sentinel, 0, sizeof(r->conf.sentinel));     /* the watcher keeps its own copy */
     r->worker = worker_index;
+    set_breaker_conf(r);
     if (conf->cluster.num_seeds != 0) {
         memset(&r->conf.cluster, 0, sizeof(r->conf.cluster));
         set_label(r);
@@ -638,23 +654,24 @@ void ficus_redis_update(ficus_redis_t *r, const ficus_redis_conf_t *conf)
     r->conf.reconnect_max_ms = conf->reconnect_max_ms;
     r->conf.breaker_failures = conf->breaker_failures;
     r->conf.breaker_open_ms = conf->breaker_open_ms;
+    set_breaker_conf(r);
 }
 
 int ficus_redis_is_connected(ficus_redis_t *r)
 {
-    return r->connected && r->breaker_open_until_ms <= h2o_now(r->loop);
+    return r->connected && !ficus_breaker_is_rejecting(&r->breaker, ficus_mono_us());
 }
 
 int ficus_redis_breaker_is_open(ficus_redis_t *r)
 {
-    return r->consecutive_failures >= r->conf.breaker_failures;
+    return ficus_breaker_state(&r->breaker) != FICUS_BREAKER_CLOSED;
 }
 
 int ficus_redis_is_available(ficus_redis_t *r)
 {
     if (r->cluster != NULL)
         return ficus_redis_cluster_is_available(r->cluster);
-    if (r->connected && r->breaker_open_until_ms <= h2o_now(r->loop))
+    if (r->connected && !ficus_breaker_is_rejecting(&r->breaker, ficus_mono_us()))
         return 1;
     /* the caller will not send: count it as a command refused locally */
     ficus_counter_add(&ficus_redis_stats[r->worker].unavailable, 1);

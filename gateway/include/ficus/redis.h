@@ -6,9 +6,9 @@
  *   - a deadline per command (command_timeout): the caller gets "timeout" on time; the late reply is dropped;
  *   - reconnection with exponential backoff (reconnect_min .. reconnect_max); the connect itself is bounded by
  *     connect_timeout;
- *   - a circuit breaker: after `breaker_failures` consecutive failures (timeouts, disconnects) the connection is
- *     dropped (which also discards a stalled pipeline) and commands fail at once ("unavailable") for
- *     `breaker_open` before one probe is let through;
+ *   - a circuit breaker (ficus/breaker.h, the one the upstreams use, in its consecutive-failures mode): after
+ *     `breaker_failures` command timeouts in a row the connection is dropped (which also discards a stalled
+ *     pipeline) and commands fail at once ("unavailable") for `breaker_open` before one trial is let through;
  *   - scripts by EVALSHA with a transparent EVAL fallback on NOSCRIPT (after a Redis restart or SCRIPT FLUSH);
  *   - a bound on commands in flight (FICUS_REDIS_MAX_PENDING); beyond it: "unavailable".
  * CONTRACT: the callback of a command is called exactly once, never from inside the call that issued it, and never

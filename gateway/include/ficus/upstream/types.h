@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "h2o.h"
+#include "ficus/breaker.h"
 #include "ficus/metrics.h"
 #include "ficus/upstream/client.h"
 
@@ -45,14 +46,6 @@ typedef enum enum_ficus_hash_key_t {
     FICUS_HASH_COOKIE,
     FICUS_HASH_IP,
 } ficus_hash_key_t;
-
-typedef struct st_ficus_breaker_conf_t {
-    int enabled;
-    unsigned failure_ratio_percent; /* opens when >= this share of the window's requests failed ... */
-    uint64_t min_requests;          /* ... with at least this many requests in the window */
-    uint64_t window_ms;
-    uint64_t open_for_ms; /* then half-open */
-} ficus_breaker_conf_t;
 
 typedef struct st_ficus_endpoint_conf_t {
     char *url;  /* as written */
