@@ -3,7 +3,8 @@
  * It exists to exercise the PAUSE contract end to end (tests/integration/test_pause.py): the pending timer lives in
  * the request pool and its dispose unlinks it, so a client that disconnects mid-pause frees the request without
  * the timer ever firing on freed memory. The timer is the worker's shared timeout of that duration
- * (ficus_worker_timeout). Enabled only when FICUS_TEST_PLUGINS=1.
+ * (ficus_worker_timeout); a pause lasts at least `ms` of real time from the request's arrival, whatever the loop's
+ * cached clock says. Enabled only when FICUS_TEST_PLUGINS=1.
  * `misbehave` breaks the plugin contract on purpose, so that tests/integration/test_plugin_contract.py can check that
  * the core turns each violation into a log line + counter + 500 (when nothing was sent) instead of a dead process:
  *   sync (in on_request):  continue_after_respond, pause_after_respond, responded_without_response, bad_status
@@ -14,6 +15,7 @@
  *           test_delay: { path: /_pre, ms: 10, misbehave: responded_without_response } */
 #include <stdlib.h>
 #include <string.h>
+#include "ficus/clock.h"
 #include "ficus/plugin.h"
 #include "ficus/worker.h"
 
@@ -49,6 +51,7 @@ typedef struct st_test_delay_pending_t {
     h2o_timeout_entry_t entry;
     ficus_req_t *req;
     int misbehave;
+    uint64_t until_us; /* monotonic: the pause lasts at least `ms` of real time from the request's arrival */
 } test_delay_pending_t;
 
 static int load(ficus_conf_ctx_t *cc, const ficus_node_t *node, int pre_route, void **conf)
@@ -93,6 +96,12 @@ static void respond(ficus_req_t *req)
 static void on_timer(h2o_timeout_entry_t *entry)
 {
     test_delay_pending_t *p = H2O_STRUCT_FROM_MEMBER(test_delay_pending_t, entry, entry);
+    if (ficus_mono_us() < p->until_us) {
+        /* H2O's timers count from the loop's clock, cached when the loop iteration began: the timer was linked up to
+         * that iteration's length before the request's arrival. Wait out the rest in 1 ms steps (bounded by that lag). */
+        h2o_timeout_link(p->req->worker->loop, ficus_worker_timeout(p->req->worker, 1), &p->entry);
+        return;
+    }
     switch (p->misbehave) {
     case RESUME_TWICE:
         ficus_req_resume(p->req);
@@ -145,6 +154,7 @@ static ficus_status_t on_request(void *_conf, ficus_req_t *req)
     p->req = req;
     p->misbehave = conf->misbehave;
     p->entry.cb = on_timer;
+    p->until_us = ficus_mono_us() + conf->ms * 1000;
     h2o_timeout_link(req->worker->loop, ficus_worker_timeout(req->worker, conf->ms), &p->entry);
     return FICUS_PAUSE;
 }
