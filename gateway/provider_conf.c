@@ -43,26 +43,6 @@ int ficus__provider_is_loopback_url(const char *url)
 }
 /* ---- config ---- */
 
-static int read_small_file(ficus_conf_ctx_t *cc, const ficus_node_t *node, const char *path, size_t max, char **out, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return ficus_conf_error(cc, node, "cannot open '%s': %s", path, strerror(errno));
-    char *buf = malloc(max + 1);
-    if (buf == NULL)
-        ficus_fatal("no memory");
-    size_t n = fread(buf, 1, max + 1, fp);
-    fclose(fp);
-    if (n > max) {
-        free(buf);
-        return ficus_conf_error(cc, node, "'%s' is larger than %zu bytes", path, max);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static char *canonical_identity(const ficus_provider_conf_t *pc)
 {
     char *buf;
@@ -220,7 +200,7 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
         pc->jwks_file = ficus__provider_strdup(jwks_file->data.scalar.value);
         char *text, err[256];
         size_t len;
-        if (read_small_file(cc, jwks_file, pc->jwks_file, FICUS_JWKS_MAX_BYTES, &text, &len) != 0)
+        if (ficus_conf_read_file(cc, jwks_file, "JWKS file", FICUS_JWKS_MAX_BYTES, &text, &len) != 0)
             return -1;
         pc->loaded_keys = ficus_jwks_parse(text, len, pc->algs, pc->min_rsa_bits, err, sizeof(err));
         free(text);
@@ -233,16 +213,18 @@ static int load_provider(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
         pc->source = FICUS_KEYS_FROM_SECRET;
         char *text;
         size_t len;
-        if (read_small_file(cc, secret_file, secret_file->data.scalar.value, MAX_SECRET_BYTES, &text, &len) != 0)
+        if (ficus_conf_read_file(cc, secret_file, "HS secret file", MAX_SECRET_BYTES, &text, &len) != 0)
             return -1;
+        size_t file_len = len;
         while (len != 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
             --len;
         if (len < 32) {
+            OPENSSL_cleanse(text, file_len);
             free(text);
             return ficus_conf_error(cc, secret_file, "HS secret must be at least 32 bytes (RFC 7518 3.2)");
         }
         pc->loaded_keys = ficus_jwks_from_secret((const uint8_t *)text, len, NULL, pc->algs);
-        OPENSSL_cleanse(text, len);
+        OPENSSL_cleanse(text, file_len);
         free(text);
     }
 

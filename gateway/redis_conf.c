@@ -60,24 +60,6 @@ static int load_host_port(ficus_conf_ctx_t *cc, const ficus_node_t *node, char *
     return 0;
 }
 
-static int load_password(ficus_conf_ctx_t *cc, const ficus_node_t *node, char **out)
-{
-    FILE *fp = fopen(node->data.scalar.value, "r");
-    if (fp == NULL)
-        return ficus_conf_error(cc, node, "cannot open '%s': %s", node->data.scalar.value, strerror(errno));
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    while (n != 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        --n;
-    buf[n] = '\0';
-    if (n == 0)
-        return ficus_conf_error(cc, node, "'%s' is empty", node->data.scalar.value);
-    *out = strdup(buf);
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return 0;
-}
-
 static int is_valid_master_name(const char *s)
 {
     size_t n = strlen(s);
@@ -133,7 +115,7 @@ static int load_sentinel(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_r
     if (load_address_list(cc, addresses, "sentinel.addresses", FICUS_REDIS_MAX_SENTINELS, &c->sentinel.hosts, &c->sentinel.ports,
                           &c->sentinel.num_addresses) != 0)
         return -1;
-    if (password_file != NULL && load_password(cc, password_file, &c->sentinel.password) != 0)
+    if (password_file != NULL && ficus_conf_read_secret(cc, password_file, "Sentinel password file", &c->sentinel.password) != 0)
         return -1;
     return 0;
 }
@@ -177,7 +159,7 @@ int ficus_redis_conf_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_
             return -1;
         }
     }
-    if (password_file != NULL && load_password(cc, password_file, &c->password) != 0)
+    if (password_file != NULL && ficus_conf_read_secret(cc, password_file, "Redis password file", &c->password) != 0)
         return -1;
     uint64_t v;
     if (db != NULL) {

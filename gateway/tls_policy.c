@@ -50,16 +50,12 @@ static int on_status(SSL *ssl, void *arg)
 int ficus_tls_ocsp_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, SSL_CTX *ctx, h2o_iovec_t *out)
 {
     const char *path = node->data.scalar.value;
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return ficus_conf_error(cc, node, "cannot read OCSP response '%s': %s", path, strerror(errno));
-    char *buf = malloc(FICUS_OCSP_MAX_BYTES + 1);
-    if (buf == NULL)
-        ficus_fatal("no memory");
-    size_t n = fread(buf, 1, FICUS_OCSP_MAX_BYTES + 1, fp);
-    fclose(fp);
+    char *buf;
+    size_t n;
+    if (ficus_conf_read_file(cc, node, "OCSP response", FICUS_OCSP_MAX_BYTES, &buf, &n) != 0)
+        return -1;
     const unsigned char *p = (const unsigned char *)buf;
-    OCSP_RESPONSE *resp = n > FICUS_OCSP_MAX_BYTES ? NULL : d2i_OCSP_RESPONSE(NULL, &p, (long)n);
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)n);
     int status = resp != NULL ? OCSP_response_status(resp) : -1;
     OCSP_BASICRESP *basic = status == OCSP_RESPONSE_STATUS_SUCCESSFUL ? OCSP_response_get1_basic(resp) : NULL;
     int ok = basic != NULL;
@@ -68,8 +64,6 @@ int ficus_tls_ocsp_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, SSL_CTX 
     ERR_clear_error();
     if (!ok) {
         free(buf);
-        if (n > FICUS_OCSP_MAX_BYTES)
-            return ficus_conf_error(cc, node, "OCSP response '%s' is larger than 64 KiB", path);
         if (status == -1)
             return ficus_conf_error(cc, node, "'%s' is not a DER OCSP response (openssl ocsp -respout writes one)", path);
         return ficus_conf_error(cc, node, "OCSP response '%s' is not successful (status %d)", path, status);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -27,13 +28,10 @@ static void init_ex_index(void)
 
 static int load_file(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tls_ticket_key_t *key)
 {
-    const char *path = node->data.scalar.value;
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return ficus_conf_error(cc, node, "cannot open session ticket key file '%s': %s", path, strerror(errno));
-    unsigned char buf[81];
-    size_t n = fread(buf, 1, sizeof(buf), fp);
-    fclose(fp);
+    char *buf;
+    size_t n;
+    if (ficus_conf_read_file(cc, node, "session ticket key file", 80, &buf, &n) != 0)
+        return -1;
     int rc = 0;
     if (n == 80) {
         memcpy(key->name, buf, 16);
@@ -46,10 +44,12 @@ static int load_file(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_tls_t
         memcpy(key->aes, buf + 32, 16);
         key->hmac_len = 16, key->aes_bits = 128;
     } else {
-        rc = ficus_conf_error(
-            cc, node, "session ticket key file '%s' must hold 80 bytes (or 48), as NGINX's: `openssl rand 80 > FILE`", path);
+        rc = ficus_conf_error(cc, node,
+                              "session ticket key file '%s' must hold 80 bytes (or 48), as NGINX's: `openssl rand 80 > FILE`",
+                              node->data.scalar.value);
     }
-    OPENSSL_cleanse(buf, sizeof(buf));
+    OPENSSL_cleanse(buf, n);
+    free(buf);
     return rc;
 }
 

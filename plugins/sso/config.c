@@ -8,28 +8,6 @@
 #include "ficus/log.h"
 #include "sso.h"
 
-static char *read_secret(ficus_conf_ctx_t *cc, const ficus_node_t *node)
-{
-    FILE *fp = fopen(node->data.scalar.value, "r");
-    if (fp == NULL) {
-        ficus_conf_error(cc, node, "cannot open '%s'", node->data.scalar.value);
-        return NULL;
-    }
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    while (n != 0 && isspace((unsigned char)buf[n - 1]))
-        --n;
-    buf[n] = '\0';
-    if (n == 0) {
-        ficus_conf_error(cc, node, "'%s' is empty", node->data.scalar.value);
-        return NULL;
-    }
-    char *s = sso_xstrdup(buf);
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return s;
-}
-
 void sso_global_dispose(void *_g)
 {
     sso_global_t *g = _g;
@@ -90,7 +68,7 @@ int sso_on_global_config(ficus_conf_ctx_t *cc, const ficus_node_t *node, void **
                                 "token_endpoint here",
                                 g->provider->name);
     g->client_id = sso_xstrdup(client_id->data.scalar.value);
-    if ((g->client_secret = read_secret(cc, client_secret_file)) == NULL)
+    if (ficus_conf_read_secret(cc, client_secret_file, "client secret file", &g->client_secret) != 0)
         return -1;
     if (client_auth != NULL) {
         static const char *const methods[] = {"client_secret_basic", "client_secret_post", NULL};

@@ -133,7 +133,7 @@ def test_ocsp_stapled_from_file(start, rsa):
     ('        ciphers: "NO-SUCH-CIPHER"', "", "no usable TLS 1.2 cipher in 'NO-SUCH-CIPHER'"),
     ('        ciphersuites: "TLS_NOPE"', "", "invalid TLS 1.3 ciphersuites 'TLS_NOPE'"),
     ('        curves: "nocurve"', "", "invalid curves 'nocurve'"),
-    ("", ', ocsp_file: "$tmp/none.der"', "cannot read OCSP response"),
+    ("", ', ocsp_file: "$tmp/none.der"', "cannot open OCSP response"),
     ("", ', ocsp_file: "$rsa_key"', "is not a DER OCSP response"),
 ])
 def test_bad_values_are_config_errors(tmp_path, rsa, certs, policy, ocsp, msg):

@@ -97,6 +97,15 @@ int ficus_conf_size(ficus_conf_ctx_t *cc, const ficus_node_t *node, uint64_t min
 /** One of a NULL-terminated list of words (case-sensitive); *out is its index. The error lists the choices. */
 int ficus_conf_enum(ficus_conf_ctx_t *cc, const ficus_node_t *node, const char *const *choices, int *out);
 
+/* Files named by a scalar node (gateway/conf_file.c), read while the configuration loads.
+ * read_file: the whole file (at most max bytes), NUL-terminated in *out (malloc'd; the caller frees it, wiping it when
+ * it may hold a secret). Errors: "cannot open WHAT 'PATH': ...", "WHAT 'PATH' is larger than MAX bytes".
+ * read_secret: one line of at most FICUS_CONF_SECRET_MAX bytes, trailing whitespace (the newline) not included;
+ * an empty file, more than one line or a NUL byte is an error. */
+#define FICUS_CONF_SECRET_MAX 1023
+int ficus_conf_read_file(ficus_conf_ctx_t *cc, const ficus_node_t *node, const char *what, size_t max, char **out, size_t *len);
+int ficus_conf_read_secret(ficus_conf_ctx_t *cc, const ficus_node_t *node, const char *what, char **out);
+
 /* Pure parsers (no node, no error text) for reuse and unit tests: 0 on success, -1 on malformed/overflow. */
 int ficus_parse_duration(const char *s, size_t len, uint64_t *out_ms);
 int ficus_parse_size(const char *s, size_t len, uint64_t *out_bytes);
