@@ -31,6 +31,7 @@
 #include "ficus/worker.h"
 
 #define FICUS_CONN_SWEEP_MS 250
+#define FICUS_CONN_DRAIN_IDLE_MS 1000
 #define FICUS_CONN_MAX_UNKNOWN_FRAMES 1000
 #define FICUS_CONN_FLOOD_WINDOW_MS 10000
 #define FICUS_SNIFF_MAX 16384 /* a first line longer than this is left to the HTTP/1.1 parser */
@@ -57,6 +58,8 @@ struct st_ficus_client_conn_t {
     uint64_t flood_window_start;
     uint64_t unknown_frames;
     uint8_t peer_key[FICUS_H2_GUARD_KEY_LEN]; /* for the rapid-reset budget of its address */
+    size_t drain_bytes_read;                  /* HTTP/1.1 while draining: bytes read when last seen busy */
+    uint64_t drain_idle_since;                /* ... and since when it has been idle (0: not idle) */
 };
 
 static void close_socket(ficus_client_conn_t *c)
@@ -352,6 +355,31 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     for (h2o_linklist_t *l = w->client_conns.next; l != &w->client_conns; l = l->next)
         sweep_one(H2O_STRUCT_FROM_MEMBER(ficus_client_conn_t, link, l), now, timeout_ms);
     h2o_timeout_link(w->loop, ficus_worker_timeout(w, FICUS_CONN_SWEEP_MS), &w->client_sweep);
+}
+
+/* Draining: an HTTP/1.1 connection between requests gets no `Connection: close` (there is no response to carry it),
+ * so it is closed here once it has been idle (H2O reading, nothing buffered, not a byte read) for
+ * FICUS_CONN_DRAIN_IDLE_MS: a client that keeps sending requests is never closed under a request it is sending (its
+ * next response says `Connection: close`), one that sent nothing for that long sees a plain FIN, as at a keep-alive
+ * timeout. HTTP/2 connections are left to H2O's GOAWAY sequence, TLS handshakes and sniffing to their deadlines. */
+size_t ficus_client_conn_drain(ficus_worker_t *w)
+{
+    size_t n = 0;
+    for (h2o_linklist_t *l = w->client_conns.next; l != &w->client_conns; l = l->next, ++n) {
+        ficus_client_conn_t *c = H2O_STRUCT_FROM_MEMBER(ficus_client_conn_t, link, l);
+        if (c->state != CONN_H1)
+            continue;
+        uint64_t now = h2o_now(w->loop);
+        if (!h2o_socket_is_reading(c->sock) || c->sock->input->size != 0 || c->sock->bytes_read != c->drain_bytes_read) {
+            c->drain_bytes_read = c->sock->bytes_read;
+            c->drain_idle_since = 0;
+        } else if (c->drain_idle_since == 0) {
+            c->drain_idle_since = now;
+        } else if (now - c->drain_idle_since >= FICUS_CONN_DRAIN_IDLE_MS) {
+            close_socket(c);
+        }
+    }
+    return n;
 }
 
 void ficus_client_conn_init_worker(ficus_worker_t *w)

@@ -12,6 +12,9 @@ typedef struct st_ficus_client_conn_t ficus_client_conn_t;
 void ficus_client_conn_accept(ficus_worker_t *w, h2o_accept_ctx_t *accept_ctx, h2o_socket_t *sock);
 /** Sets up the worker's connection list and starts its sweep (on the worker's thread, after its loop exists). */
 void ficus_client_conn_init_worker(ficus_worker_t *w);
+/** While the worker drains (every check): closes HTTP/1.1 connections idle since the previous call and returns how
+ * many client connections are still open. */
+size_t ficus_client_conn_drain(ficus_worker_t *w);
 /**
  * What the first bytes of a plain connection announce: 1 = the HTTP/2 connection preface, 0 = HTTP/1.x (a request
  * line ending in "HTTP/1.<digit>", leading empty lines, or a first line too long to judge), -1 = neither (an invalid
