@@ -7,14 +7,17 @@
  * with ficus's own: a LISTEN socket on a listener's port whose address overlaps (equal, or either side a wildcard)
  * and whose inode is not one of ficus's own sockets belongs to someone else, and the caller refuses to start (and a
  * reload refuses, as the sockets are kept across reloads). A socket bound without SO_REUSEPORT makes ficus's own
- * bind fail already (EADDRINUSE). Runs on the control thread only (startup, reload): reading /proc is file I/O.
- * BOUNDS: one pass over each file, lines of at most 512 bytes. */
+ * bind fail already (EADDRINUSE). At start-up the check also runs before binding: a second ficus that would be
+ * refused must not join the group even briefly (connections the kernel queued on its sockets would be reset when it
+ * exits); after a binary upgrade the sockets passed from the previous process are ficus's own. Runs on the control thread only
+ * (startup, reload): reading /proc is file I/O. BOUNDS: one pass over each file, lines of at most 512 bytes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "ficus/listen_guard.h"
+#include "ficus/log.h"
 
 typedef struct st_ficus_listen_entry_t {
     int family;
@@ -136,14 +139,33 @@ int ficus_listen_check_exclusive(const char *address, const struct sockaddr_stor
 
 int ficus_listen_guard_check(const ficus_server_t *s, const ficus_config_t *config, char *err, size_t errlen)
 {
-    int fds[FICUS_MAX_WORKERS];
-    for (size_t i = 0; i != config->server.num_listeners; ++i) {
+    /* ficus's own sockets of each listener: one per worker, more after a binary upgrade (passed from the previous
+     * process, which holds the same sockets until it exits: same inodes, so they are not someone else's) */
+    size_t cap = 0;
+    for (unsigned j = 0; j != s->num_workers; ++j)
+        cap += s->workers[j].num_listeners;
+    int *fds = malloc(sizeof(int) * (cap + 1));
+    if (fds == NULL)
+        ficus_fatal("no memory");
+    int ret = 0;
+    for (size_t i = 0; ret == 0 && i != config->server.num_listeners; ++i) {
         size_t n = 0;
-        for (unsigned j = 0; j != s->num_workers && n != FICUS_MAX_WORKERS; ++j)
-            if (i < s->workers[j].num_listeners)
-                fds[n++] = s->workers[j].listeners[i].fd;
+        for (unsigned j = 0; j != s->num_workers; ++j)
+            for (size_t k = 0; k != s->workers[j].num_listeners; ++k)
+                if (s->workers[j].listeners[k].index == i)
+                    fds[n++] = s->workers[j].listeners[k].fd;
         const ficus_listener_conf_t *lc = config->server.listeners + i;
-        if (ficus_listen_check_exclusive(lc->address, &lc->addr, fds, n, err, errlen) != 0)
+        ret = ficus_listen_check_exclusive(lc->address, &lc->addr, fds, n, err, errlen);
+    }
+    free(fds);
+    return ret;
+}
+
+int ficus_listen_guard_precheck(const ficus_config_t *config, const int *fds, size_t num_fds, char *err, size_t errlen)
+{
+    for (size_t i = 0; i != config->server.num_listeners; ++i) {
+        const ficus_listener_conf_t *lc = config->server.listeners + i;
+        if (ficus_listen_check_exclusive(lc->address, &lc->addr, fds, num_fds, err, errlen) != 0)
             return -1;
     }
     return 0;

@@ -15,5 +15,8 @@ int ficus_listen_check_exclusive(const char *address, const struct sockaddr_stor
                                  size_t errlen);
 /** The same for every listener of config, with the sockets of every worker of s. 0 or -1 with err. */
 int ficus_listen_guard_check(const ficus_server_t *s, const ficus_config_t *config, char *err, size_t errlen);
+/** Before binding at start-up: the same for every listener of config, fds being the sockets we hold already (passed
+ * by the previous process in a binary upgrade; none otherwise). 0 or -1 with err. */
+int ficus_listen_guard_precheck(const ficus_config_t *config, const int *fds, size_t num_fds, char *err, size_t errlen);
 
 #endif
