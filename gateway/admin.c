@@ -18,6 +18,7 @@
 #include "ficus/redis.h"
 #include "ficus/server.h"
 #include "ficus/status.h"
+#include "ficus/upgrade.h"
 #include "ficus/traffic.h"
 #include "ficus/upstream.h"
 
@@ -133,9 +134,12 @@ int ficus_admin_start(ficus_server_t *s, char *err, size_t errlen)
     const ficus_config_t *c = s->running;
     if (c->server.admin_address == NULL)
         return 0;
-    int fd = socket(c->server.admin_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
-    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        bind(fd, (const struct sockaddr *)&c->server.admin_addr, c->server.admin_addrlen) != 0 || listen(fd, 128) != 0) {
+    /* a binary upgrade: the running process's admin socket (it stops accepting on it once we serve) */
+    int fd = s->handoff != NULL ? ficus_handoff_take(s->handoff, &c->server.admin_addr) : -1, on = 1;
+    if (fd == -1 &&
+        ((fd = socket(c->server.admin_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1 ||
+         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+         bind(fd, (const struct sockaddr *)&c->server.admin_addr, c->server.admin_addrlen) != 0 || listen(fd, 128) != 0)) {
         snprintf(err, errlen, "cannot listen on admin address %s: %s", c->server.admin_address, strerror(errno));
         if (fd != -1)
             close(fd);

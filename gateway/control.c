@@ -27,6 +27,7 @@
 #include "ficus/provider.h"
 #include "ficus/server.h"
 #include "ficus/tls.h"
+#include "ficus/upgrade.h"
 #include "ficus/worker.h"
 
 ficus_server_t ficus_server;
@@ -89,6 +90,20 @@ static unsigned num_cpus(void)
     return n < 1 ? 1 : n > FICUS_MAX_WORKERS ? FICUS_MAX_WORKERS : (unsigned)n;
 }
 
+/* A binary upgrade passed more sockets of a listener than we have workers (the old process ran more): each one still
+ * gets new connections from the kernel, so each is accepted from, spread over the workers. */
+static void adopt_remaining_listeners(ficus_server_t *s, const ficus_config_t *config)
+{
+    unsigned next = 0;
+    for (size_t i = 0; i != config->server.num_listeners; ++i) {
+        int fd;
+        while ((fd = ficus_handoff_take(s->handoff, &config->server.listeners[i].addr)) != -1) {
+            ficus_worker_add_listener(s->workers + next, i, fd);
+            next = (next + 1) % s->num_workers;
+        }
+    }
+}
+
 static void publish(ficus_server_t *s, ficus_config_t *config)
 {
     config->generation = ++s->generation;
@@ -139,15 +154,23 @@ int ficus_control_reload(ficus_server_t *s, char *msg, size_t msglen)
     return 0;
 }
 
-static void drain(ficus_server_t *s)
+void ficus_control_drain(ficus_server_t *s, pid_t successor)
 {
     if (s->draining)
         return;
     s->draining = 1;
-    ficus_notify_stopping();
-    ficus_control_socket_stop(s);
-    ficus_info("draining: finishing in-flight requests (at most %llums), then exiting",
-               (unsigned long long)s->running->server.drain_timeout_ms);
+    if (successor == 0) {
+        ficus_notify_stopping();
+        ficus_control_socket_stop(s, !s->upgrade_pending); /* a process taking over holds that socket file's socket */
+        ficus_info("draining: finishing in-flight requests (at most %llums), then exiting",
+                   (unsigned long long)s->running->server.drain_timeout_ms);
+    } else {
+        /* the sockets live on in the successor: ours are only closed (nothing queued on them is lost) */
+        ficus_control_socket_stop(s, 0);
+        ficus_admin_stop(s);
+        ficus_info("draining: pid %d took over the listeners; finishing in-flight requests (at most %llums), then exiting",
+                   (int)successor, (unsigned long long)s->running->server.drain_timeout_ms);
+    }
     for (unsigned i = 0; i != s->num_workers; ++i)
         ficus_worker_send_drain(s->workers + i, s->running->server.drain_timeout_ms);
 }
@@ -183,7 +206,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
             break;
         case SIGTERM:
         case SIGINT:
-            drain(s);
+            ficus_control_drain(s, 0);
             break;
         case SIGUSR1:
             ficus_control_reopen(s, msg, sizeof(msg));
@@ -217,6 +240,19 @@ static void *join_workers(void *arg)
     _exit(0);
 }
 
+/* Start-up failed before serving: say why, and let go of what is ours (a leak report under ASan otherwise). */
+static int start_failed(ficus_server_t *s, ficus_config_t *config, const char *err)
+{
+    ficus_error("%s", err);
+    if (config != NULL)
+        ficus_config_release(config); /* not published yet: ours alone */
+    if (s->handoff != NULL) {
+        ficus_handoff_dispose(s->handoff); /* the old process sees the connection close and serves on */
+        s->handoff = NULL;
+    }
+    return 1;
+}
+
 int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
 {
     char err[1024];
@@ -225,19 +261,27 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     ficus_num_workers = s->num_workers;
     if ((s->workers = calloc(s->num_workers, sizeof(*s->workers))) == NULL)
         ficus_fatal("no memory");
-    for (unsigned i = 0; i != s->num_workers; ++i) {
-        s->workers[i].index = i;
-        if (ficus_worker_bind(s->workers + i, config, err, sizeof(err)) != 0) {
+    ficus_handoff_t handoff;
+    if (s->upgrade_from != NULL) {
+        if (ficus_upgrade_receive(s->upgrade_from, &handoff, err, sizeof(err)) != 0) {
             ficus_error("%s", err);
-            ficus_config_release(config); /* not published yet: ours alone (a leak report under ASan otherwise) */
+            ficus_config_release(config);
             return 1;
         }
+        s->handoff = &handoff;
     }
-    if (ficus_listen_guard_check(s, config, err, sizeof(err)) != 0) {
-        ficus_error("%s", err);
-        ficus_config_release(config);
-        return 1;
+    if (ficus_listen_guard_precheck(config, s->handoff != NULL ? s->handoff->fds : NULL,
+                                    s->handoff != NULL ? s->handoff->num_fds : 0, err, sizeof(err)) != 0)
+        return start_failed(s, config, err);
+    for (unsigned i = 0; i != s->num_workers; ++i) {
+        s->workers[i].index = i;
+        if (ficus_worker_bind(s->workers + i, config, s->handoff, err, sizeof(err)) != 0)
+            return start_failed(s, config, err);
     }
+    if (s->handoff != NULL)
+        adopt_remaining_listeners(s, config);
+    if (ficus_listen_guard_check(s, config, err, sizeof(err)) != 0)
+        return start_failed(s, config, err);
 
     sigset_t set;
     sigemptyset(&set);
@@ -259,12 +303,26 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     config->generation = s->generation = 1;
     ficus_log_level = config->server.log_level;
     s->last_reload_ok = 1;
-    if (ficus_admin_start(s, err, sizeof(err)) != 0 || ficus_control_socket_start(s, err, sizeof(err)) != 0) {
-        ficus_error("%s", err);
-        return 1;
+    if (ficus_admin_start(s, err, sizeof(err)) != 0 || ficus_control_socket_start(s, err, sizeof(err)) != 0)
+        return start_failed(s, NULL, err);
+    size_t num_taken = 0;
+    if (s->handoff != NULL) {
+        num_taken = s->handoff->num_taken;
+        size_t unused = ficus_handoff_close_rest(s->handoff);
+        if (unused != 0)
+            ficus_info("upgrade: closed %zu passed sockets the configuration has no listener for", unused);
     }
     for (unsigned i = 0; i != s->num_workers; ++i)
         ficus_worker_start(s->workers + i, config);
+    if (s->handoff != NULL) {
+        /* our workers accept on the sockets now: the old process may stop. systemd learns the new main pid first */
+        ficus_notify_mainpid();
+        pid_t old = s->handoff->pid;
+        if (ficus_upgrade_finish(s->handoff, err, sizeof(err)) != 0)
+            ficus_warn("upgrade: %s; serving anyway", err);
+        s->handoff = NULL;
+        ficus_info("upgrade: took over %zu listeners from pid %d", num_taken, (int)old);
+    }
     ficus_providers_activate(config);
     ficus_health_apply(s->loop, s->queue, config);
     for (size_t i = 0; i != config->server.num_listeners; ++i) {

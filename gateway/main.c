@@ -9,11 +9,12 @@
 #include "ficus/control_socket.h"
 #include "ficus/devtools.h"
 #include "ficus/server.h"
+#include "ficus/upgrade.h"
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "Usage: ficus [-c FILE] [-t] [-S SOCKET]\n"
-                "       ficus -s reload|reopen|status [-S SOCKET]\n"
+    fprintf(fp, "Usage: ficus [-c FILE] [-t] [-S SOCKET] [-x SOCKET]\n"
+                "       ficus -s reload|reopen|status|upgrade [-S SOCKET]\n"
                 "       ficus token [--key PEM] [--sub S] [--scope 'a b'] [--kid K] [--iss I] [--aud A] [--ttl SECONDS]\n"
                 "       ficus jwks [KEY.pem [KID]]\n"
                 "\n"
@@ -22,8 +23,12 @@ static void usage(FILE *fp)
                 "  -S, --control-socket SOCKET\n"
                 "                      control socket: the server listens on it, -s talks to it\n"
                 "                      (-s default: " FICUS_CONTROL_SOCKET_DEFAULT ")\n"
+                "  -x, --upgrade-from SOCKET\n"
+                "                      binary upgrade: take over the listening sockets of the ficus whose control\n"
+                "                      socket is SOCKET, serve, then make it drain and exit (nothing is refused)\n"
                 "  -s, --signal CMD    ask the running ficus to reload|reopen|status and wait for the outcome\n"
-                "                      (exit 0 done, 1 refused, e.g. a bad file, 2 no ficus answering)\n"
+                "                      (exit 0 done, 1 refused, e.g. a bad file, 2 no ficus answering);\n"
+                "                      upgrade: it starts its executable file again with -x (the new binary)\n"
                 "  -h, --help          this help\n"
                 "  -v, --version       version and library versions\n"
                 "\n"
@@ -38,6 +43,7 @@ int main(int argc, char **argv)
                                              {"test", no_argument, NULL, 't'},
                                              {"control-socket", required_argument, NULL, 'S'},
                                              {"signal", required_argument, NULL, 's'},
+                                             {"upgrade-from", required_argument, NULL, 'x'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'v'},
                                              {NULL}};
@@ -45,9 +51,10 @@ int main(int argc, char **argv)
         return ficus_devtool_token(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "jwks") == 0)
         return ficus_devtool_jwks(argc - 1, argv + 1);
-    const char *config_path = "conf/ficus.yaml", *control_socket = NULL, *command = NULL;
+    ficus_upgrade_set_argv(argc, argv); /* before getopt reorders argv */
+    const char *config_path = "conf/ficus.yaml", *control_socket = NULL, *command = NULL, *upgrade_from = NULL;
     int test_only = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:tS:s:hv", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tS:s:x:hv", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -60,6 +67,9 @@ int main(int argc, char **argv)
             break;
         case 's':
             command = optarg;
+            break;
+        case 'x':
+            upgrade_from = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -92,6 +102,8 @@ int main(int argc, char **argv)
         return 0;
     }
     ficus_server.config_path = config_path;
-    ficus_server.control_socket_path = control_socket;
+    /* an upgraded process takes the control socket over too, so that the next upgrade finds it */
+    ficus_server.control_socket_path = control_socket != NULL ? control_socket : upgrade_from;
+    ficus_server.upgrade_from = upgrade_from;
     return ficus_control_run(&ficus_server, config);
 }

@@ -1,5 +1,6 @@
 /* systemd readiness and status notifications (see ficus/notify.h). */
 #include <stdio.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include "ficus/clock.h"
 #include "ficus/notify.h"
@@ -20,4 +21,9 @@ void ficus_notify_reloading(void)
 void ficus_notify_stopping(void)
 {
     sd_notify(0, "STOPPING=1\nSTATUS=draining in-flight requests");
+}
+
+void ficus_notify_mainpid(void)
+{
+    sd_notifyf(0, "MAINPID=%d", (int)getpid());
 }

@@ -18,6 +18,7 @@
 #include "ficus/log.h"
 #include "ficus/plugin.h"
 #include "ficus/redis.h"
+#include "ficus/upgrade.h"
 #include "ficus/worker.h"
 
 __thread ficus_worker_t *ficus_current_worker;
@@ -142,7 +143,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err, size_t errlen)
+int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, ficus_handoff_t *handoff, char *err, size_t errlen)
 {
     w->num_listeners = config->server.num_listeners;
     w->listeners = calloc(w->num_listeners, sizeof(*w->listeners));
@@ -152,6 +153,9 @@ int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err
         const ficus_listener_conf_t *lc = config->server.listeners + i;
         ficus_listener_rt_t *l = w->listeners + i;
         l->index = i;
+        /* a binary upgrade: the running process's socket for this address, already listening */
+        if (handoff != NULL && (l->fd = ficus_handoff_take(handoff, &lc->addr)) != -1)
+            continue;
         int fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
         if (fd == -1)
             goto Error;
@@ -173,15 +177,31 @@ int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err
     return 0;
 }
 
+void ficus_worker_add_listener(ficus_worker_t *w, size_t index, int fd)
+{
+    ficus_listener_rt_t *l = realloc(w->listeners, sizeof(*l) * (w->num_listeners + 1));
+    if (l == NULL)
+        ficus_fatal("no memory");
+    w->listeners = l;
+    l += w->num_listeners++;
+    memset(l, 0, sizeof(*l));
+    l->index = index;
+    l->fd = fd;
+}
+
 /* ---- draining ---- */
 
 static void on_drain_check(h2o_timeout_entry_t *entry)
 {
     ficus_worker_t *w = H2O_STRUCT_FROM_MEMBER(ficus_worker_t, drain_check, entry);
-    if (w->inflight == 0 || h2o_now(w->loop) >= w->drain_deadline) {
-        if (w->inflight != 0)
-            ficus_warn("worker %u: drain timeout reached with %llu requests in flight; closing them", w->index,
-                       (unsigned long long)w->inflight);
+    /* done when no request is in flight and every client connection is closed: HTTP/1.1 ones after a response with
+     * `Connection: close` or once idle (ficus_client_conn_drain), HTTP/2 ones by H2O after its GOAWAYs; exiting with a
+     * connection open would reset a request the client may be sending on it */
+    size_t conns = ficus_client_conn_drain(w);
+    if ((w->inflight == 0 && conns == 0) || h2o_now(w->loop) >= w->drain_deadline) {
+        if (w->inflight != 0 || conns != 0)
+            ficus_warn("worker %u: drain timeout reached with %llu requests in flight, %zu connections open; closing them",
+                       w->index, (unsigned long long)w->inflight, conns);
         w->exited = 1;
         return;
     }
@@ -301,12 +321,12 @@ static void setup_globalconf(ficus_worker_t *w, const ficus_config_t *config)
     w->globalconf.http2.graceful_shutdown_timeout = config->server.drain_timeout_ms;
     for (size_t i = 0; i != w->num_listeners; ++i) {
         char name[32];
-        snprintf(name, sizeof(name), "listener-%zu", i);
+        snprintf(name, sizeof(name), "listener-%zu-%zu", w->listeners[i].index, i);
         h2o_hostconf_t *host = h2o_config_register_host(&w->globalconf, h2o_iovec_init(name, strlen(name)), 65535);
         h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
         ficus_handler_t *handler = (void *)h2o_create_handler(path, sizeof(*handler));
         handler->super.on_req = ficus_request_on_req;
-        handler->listener_index = i;
+        handler->listener_index = w->listeners[i].index;
         w->listeners[i].hosts[0] = host;
         w->listeners[i].hosts[1] = NULL;
     }

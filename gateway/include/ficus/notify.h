@@ -14,5 +14,8 @@ void ficus_notify_ready(const ficus_server_t *server, const char *note);
 void ficus_notify_reloading(void);
 /** STOPPING=1 with a status line saying the gateway drains. */
 void ficus_notify_stopping(void);
+/** MAINPID=<our pid>: after a binary upgrade the new process is the service's main process (the unit needs
+ * NotifyAccess=all: the message comes from a process that is not the main one yet). */
+void ficus_notify_mainpid(void);
 
 #endif

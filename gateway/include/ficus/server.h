@@ -27,6 +27,12 @@ typedef struct st_ficus_server_t {
     /* control socket (ficus/control_socket.h) */
     const char *control_socket_path; /* NULL: none */
     h2o_socket_t *control_sock;
+    /* binary upgrade (ficus/upgrade.h) */
+    const char *upgrade_from;           /* --upgrade-from SOCKET: take the listeners of the ficus answering there */
+    struct st_ficus_handoff_t *handoff; /* at start-up of such a process: the sockets received, until taken */
+    int upgrade_pending;                /* a new process holds our sockets and has not asked us to drain yet */
+    void *upgrade_waiter;               /* the `ficus -s upgrade` client waiting for the outcome (control_socket.c) */
+    pid_t upgrade_child;                /* the process it started */
     /* admin */
     h2o_globalconf_t admin_globalconf;
     h2o_context_t admin_ctx;
@@ -42,6 +48,10 @@ int ficus_control_run(ficus_server_t *server, ficus_config_t *config);
 /** Reloads the configuration file (SIGHUP, `ficus -s reload`): 0 with "generation N loaded ..." in msg, or -1 with
  * "file:line: what" in msg (the running generation is kept). Control thread only. */
 int ficus_control_reload(ficus_server_t *server, char *msg, size_t msglen);
+/** Graceful stop (SIGTERM, or successor = the pid of a new process that took over the listeners): stop accepting,
+ * finish in-flight requests within drain_timeout, exit 0. With a successor, the control socket file is left to it,
+ * the admin listener stops at once, and systemd is not told STOPPING (the successor is the main process now). */
+void ficus_control_drain(ficus_server_t *server, pid_t successor);
 /** Reopens the access log file (SIGUSR1, `ficus -s reopen`): 0 or -1, with what happened in msg. */
 int ficus_control_reopen(ficus_server_t *server, char *msg, size_t msglen);
 

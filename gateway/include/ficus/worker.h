@@ -32,6 +32,9 @@ struct st_ficus_wgen_t {
     ficus_upstream_rt_t *upstreams; /* config->num_upstreams */
 };
 
+struct st_ficus_handoff_t;
+
+/* One listening socket of a worker; a worker has one per listener, and after a binary upgrade maybe more. */
 typedef struct st_ficus_listener_rt_t {
     size_t index; /* in config->server.listeners (stable across reloads) */
     int fd;
@@ -90,8 +93,14 @@ struct st_ficus_worker_t {
     h2o_timeout_entry_t client_sweep;
 };
 
-/** Creates a worker's sockets for every listener of config (SO_REUSEPORT). 0, or -1 with a message in err. */
-int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, char *err, size_t errlen);
+/** Creates a worker's sockets for every listener of config (SO_REUSEPORT), or takes the running process's socket of
+ * that address from handoff (a binary upgrade; NULL: none). 0, or -1 with a message in err. */
+int ficus_worker_bind(ficus_worker_t *w, const ficus_config_t *config, struct st_ficus_handoff_t *handoff, char *err,
+                      size_t errlen);
+/** Before the worker starts: one more socket to accept on for config listener `index` (a binary upgrade passed more
+ * sockets of that listener than this process has workers: each must be accepted from, or what the kernel queues on
+ * it would be lost). */
+void ficus_worker_add_listener(ficus_worker_t *w, size_t index, int fd);
 /** Starts the worker thread serving `config` (a reference is taken). */
 void ficus_worker_start(ficus_worker_t *w, ficus_config_t *config);
 /** Runs fn(w, arg) on the worker's thread, soon (any thread may call it). */
