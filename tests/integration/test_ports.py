@@ -77,10 +77,19 @@ def test_taken_ports_are_never_handed_out(monkeypatch):
 
 
 def test_two_processes_draw_disjoint_ports():
-    code = f"import sys; sys.path.insert(0, {HERE!r}); import ports; print(' '.join(str(ports.free_port()) for _ in range(200)))"
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    mine = {free_port() for _ in range(200)}
-    theirs = [set(map(int, p.communicate(timeout=60 * SLOW)[0].split())) for p in procs]
+    """Three processes drawing at the same time never share a port. Each child keeps its blocks (stays alive) until
+    every process has drawn: a block is free for others again once its holder exits, by design."""
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import ports; "
+            "print(' '.join(str(ports.free_port()) for _ in range(200)), flush=True); sys.stdin.read()")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        mine = {free_port() for _ in range(200)}
+        theirs = [set(map(int, p.stdout.readline().split())) for p in procs]
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(60 * SLOW)
     assert all(len(t) == 200 for t in theirs)
     assert not (mine & theirs[0]) and not (mine & theirs[1]) and not (theirs[0] & theirs[1])
 
