@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # ficus vs nginx vs haproxy: same upstream, same load, one gateway worker pinned to core 0.
 #
-#   loadtest/bench.sh [--quick] [--gateways nginx,haproxy,ficus] [--duration S] [--rounds N] [--out FILE]
+#   loadtest/bench.sh [--quick] [--gateways floor,nginx,haproxy,ficus] [--duration S] [--rounds N] [--syscalls N]
+#                     [--out FILE]
 #
 # Upstream: nginx answering 200 "hello\n" itself on 127.0.0.1 (1 worker, taskset core 1).
 # Gateways (one at a time, each 1 worker/thread under `taskset -c 0`, TLS h2 + http/1.1 via ALPN, upstream
 # HTTP/1.1 keepalive): nginx (nginx.conf.tmpl), haproxy (haproxy.cfg.tmpl), ficus ($BUILD_DIR/ficus, workers: 1,
-# access_log: off, one proxy route).
+# access_log: off, one proxy route); and "floor": the same nginx answering 200 "hello\n" by itself over TLS (no
+# upstream): what TLS + HTTP cost on this machine with nothing proxied, the bound a proxy cannot beat.
 # Load (taskset core 1, shared with the upstream): h2load over TLS h2 (-c 32 -m 16) and wrk over TLS http/1.1
 # (-t 1 -c 64), each for --duration seconds (10; --quick: 2) after a short unmeasured warm-up; --rounds times
 # (3; --quick: 1), the gateways taking turns in each round, and the median of the rounds is reported.
 # Reports per gateway x protocol: req/s, p50/p99 latency, gateway CPU microseconds per request
 # ((utime+stime) delta of the gateway's processes from /proc/PID/stat / requests), ratios to nginx, and how many
 # requests reached the upstream per client request (nginx stub_status), which proves every request was proxied.
+# --syscalls N: then, per gateway, N requests per protocol (h2load -c 8, h2 with -m 4, http/1.1 with --h1) under
+# `strace -f -yy`: system calls per request, split into the client side (sockets on the gateway's port), the upstream
+# side (sockets to the upstream's port) and the rest (epoll, timers, threads). Counted, not timed: the figures hold on
+# a busy machine. --rounds 0 with --syscalls runs only that.
 # See loadtest/README.md for what the numbers mean and what they do not.
 set -euo pipefail
 
 BENCH_NAME=bench # prefix of log lines
 . "$(dirname "$0")/lib.sh" # ROOT (the current directory), BUILD_DIR, PY, H2_OPTS, H1_OPTS, TCK, log, die, ...
-GATEWAYS="nginx haproxy ficus"
+GATEWAYS="floor nginx haproxy ficus"
+SYSCALLS=0
 DUR=10
 WARM=2
 ROUNDS=3
@@ -29,8 +36,9 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift ;;
         --gateways) GATEWAYS=${2//,/ }; shift ;;
         --duration) DUR=$2; shift ;;
+        --syscalls) SYSCALLS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -67,9 +75,13 @@ fill() { # template out: replace @...@ placeholders
 start_gateway() { # name; sets GW_PID GW_PORT
     GW_PORT=$(free_port)
     case "$1" in
-        nginx)
+        nginx | floor)
             mkdir -p "$RUN/nginx-gw-tmp"
             fill loadtest/nginx.conf.tmpl "$RUN/nginx-gw.conf"
+            if [ "$1" = floor ]; then # the same server answering by itself
+                sed -i -e 's|proxy_pass http://backend;|default_type text/plain; return 200 "hello\\n";|' \
+                    -e '/proxy_http_version\|proxy_set_header/d' "$RUN/nginx-gw.conf"
+            fi
             nginx -t -q -p "$RUN" -e "$RUN/nginx-gw.error.log" -c "$RUN/nginx-gw.conf" || die "nginx -t failed"
             taskset -c 0 nginx -p "$RUN" -e "$RUN/nginx-gw.error.log" -c "$RUN/nginx-gw.conf" &
             ;;
@@ -207,6 +219,56 @@ done
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# --- system calls per request (--syscalls N) ------------------------------------------------------------------------
+declare -A SYS # "gateway:proto:side" -> calls per request; "gateway:proto:top" -> the most frequent calls
+syscall_profile() { # gateway proto(h2|h1)
+    local gw=$1 proto=$2 trace="$RUN/strace-$1-$2.txt" out="$RUN/strace-$1-$2.h2load" st pids p
+    pids=("$GW_PID")
+    for p in $(pgrep -P "$GW_PID" || true); do pids+=("$p"); done # nginx's worker
+    local -a attach=()
+    for p in "${pids[@]}"; do attach+=(-p "$p"); done
+    strace -f -qq -yy -o "$trace" "${attach[@]}" &
+    st=$!
+    sleep 1 # attached
+    local -a load=(h2load -c 8 -n "$SYSCALLS")
+    if [ "$proto" = h2 ]; then load+=(-m 4); else load+=(--h1); fi
+    taskset -c 1 "${load[@]}" "https://127.0.0.1:$GW_PORT/" >"$out" 2>&1 || die "h2load ($proto) against $gw under strace failed"
+    sleep 0.5
+    kill -INT "$st"
+    wait "$st" || true
+    local ok
+    ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$out")
+    [ "${ok:-0}" = "$SYSCALLS" ] || die "$gw ($proto) under strace: ${ok:-0} of $SYSCALLS requests got a 2xx ($out)"
+    # "PID name(fd<TCP:[a:p->b:q]>, ..." : the side is the first fd's socket; lines of calls that did not finish
+    # ("<unfinished ...>") count once, their "resumed" halves not at all
+    read -r SYS[$gw:$proto:client] SYS[$gw:$proto:upstream] SYS[$gw:$proto:other] SYS[$gw:$proto:total] < <(
+        awk -v gw=":$GW_PORT" -v up=":$UP_PORT]" -v n="$SYSCALLS" '
+            / resumed>/ || !/^[0-9]+ +[a-z_0-9]+\(/ { next }
+            { sub(/^[0-9]+ +/, ""); name = $0; sub(/\(.*/, "", name)
+              first = $0; sub(/^[^(]*\(/, "", first); sub(/,.*/, "", first)
+              side = index(first, up) ? "upstream" : (first ~ /TCP/ && index(first, gw)) ? "client" : "other"
+              c[side]++; per[side ":" name]++; t++ }
+            END { printf "%.2f %.2f %.2f %.2f\n", c["client"] / n, c["upstream"] / n, c["other"] / n, t / n }' "$trace")
+    SYS[$gw:$proto:top]=$(awk -v gw=":$GW_PORT" -v up=":$UP_PORT]" -v n="$SYSCALLS" '
+            / resumed>/ || !/^[0-9]+ +[a-z_0-9]+\(/ { next }
+            { sub(/^[0-9]+ +/, ""); name = $0; sub(/\(.*/, "", name)
+              first = $0; sub(/^[^(]*\(/, "", first); sub(/,.*/, "", first)
+              side = index(first, up) ? "up" : (first ~ /TCP/ && index(first, gw)) ? "cl" : "other"
+              per[side " " name]++ }
+            END { for (k in per) if (per[k] / n >= 0.05) printf "%.2f %s\n", per[k] / n, k }' "$trace" |
+        sort -gr | awk '{ printf "%s%s %s %s", (NR > 1 ? ", " : ""), $2, $3, $1 }')
+}
+if [ "$SYSCALLS" -gt 0 ]; then
+    command -v strace >/dev/null || die "--syscalls needs strace (apt-get install strace)"
+    for gw in "${MEASURED[@]}"; do
+        log "system calls: $gw, $SYSCALLS requests per protocol under strace"
+        start_gateway "$gw"
+        syscall_profile "$gw" h2
+        syscall_profile "$gw" h1
+        stop_gateway
+    done
+fi
+
 # Median over rounds of each figure, stored under "gateway:protocol".
 median_of() { # array-name key
     local -n arr=$1
@@ -214,7 +276,7 @@ median_of() { # array-name key
     for r in $(seq 1 "$ROUNDS"); do echo "${arr[$2:$r]}"; done | sort -g | awk '{ a[NR] = $1 }
         END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
-for gw in "${MEASURED[@]}"; do
+[ "$ROUNDS" -gt 0 ] && for gw in "${MEASURED[@]}"; do
     for proto in h2 h1; do
         for m in RPS:%.0f P50:%.2f P99:%.2f CPU:%.1f BUSY:%.0f UPR:%.2f OTHER:%.0f; do
             declare -n ref=${m%%:*}
@@ -242,19 +304,35 @@ report() {
     echo "- load average (1/5/15 min) before the run: $LOAD_BEFORE, after: $LOAD_AFTER (the run itself adds about 2;"
     echo "  a high figure before it means other work shared the cores)"
     echo
-    echo "| gateway | protocol | req/s | p50 ms | p99 ms | gateway CPU µs/req | CPU/req vs nginx | req/s vs nginx | gateway core busy | other work on core 0 | upstream req per req | errors |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     local proto gw k
-    for proto in h2 h1; do
-        for gw in "${MEASURED[@]}"; do
-            k=$gw:$proto
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s | %s |\n' "$gw" \
-                "$([ $proto = h2 ] && echo "h2 (h2load)" || echo "http/1.1 (wrk)")" \
-                "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" \
-                "$(ratio "${CPU[$k]}" "${CPU[nginx:$proto]:-}")" "$(ratio "${RPS[$k]}" "${RPS[nginx:$proto]:-}")" \
-                "${BUSY[$k]}" "${OTHER[$k]}" "${UPR[$k]}" "${ERR[$k]}"
+    if [ "$ROUNDS" -gt 0 ]; then
+        echo "| gateway | protocol | req/s | p50 ms | p99 ms | gateway CPU µs/req | CPU/req vs nginx | CPU/req vs floor | req/s vs nginx | gateway core busy | other work on core 0 | upstream req per req | errors |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        for proto in h2 h1; do
+            for gw in "${MEASURED[@]}"; do
+                k=$gw:$proto
+                printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s | %s |\n' "$gw" \
+                    "$([ $proto = h2 ] && echo "h2 (h2load)" || echo "http/1.1 (wrk)")" \
+                    "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" \
+                    "$(ratio "${CPU[$k]}" "${CPU[nginx:$proto]:-}")" "$(ratio "${CPU[$k]}" "${CPU[floor:$proto]:-}")" \
+                    "$(ratio "${RPS[$k]}" "${RPS[nginx:$proto]:-}")" "${BUSY[$k]}" "${OTHER[$k]}" "${UPR[$k]}" "${ERR[$k]}"
+            done
         done
-    done
+    fi
+    if [ "$SYSCALLS" -gt 0 ]; then
+        echo
+        echo "System calls per request ($SYSCALLS requests per protocol under strace -f, h2load -c 8; h2 -m 4, http/1.1 --h1):"
+        echo
+        echo "| gateway | protocol | client side | upstream side | other | total | most frequent (cl = client side, up = upstream side) |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
+        for proto in h2 h1; do
+            for gw in "${MEASURED[@]}"; do
+                k=$gw:$proto
+                printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$gw" "$([ $proto = h2 ] && echo h2 || echo http/1.1)" \
+                    "${SYS[$k:client]}" "${SYS[$k:upstream]}" "${SYS[$k:other]}" "${SYS[$k:total]}" "${SYS[$k:top]}"
+            done
+        done
+    fi
     local n
     for n in "${NOTES[@]}"; do echo; echo "Note: $n"; done
     echo

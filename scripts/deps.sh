@@ -6,7 +6,7 @@
 #   scripts/deps.sh test    build set + pytest and the client libraries the suites use, h2load, clang-format,
 #                           and the operating tools the packaging suites run: systemd-analyze, pandoc + man,
 #                           promtool (prometheus), dpkg-deb, lintian
-#   scripts/deps.sh bench   build set + nginx-light, haproxy, h2load (nghttp2-client), wrk
+#   scripts/deps.sh bench   build set + nginx-light, haproxy, h2load (nghttp2-client), wrk, strace
 #
 # Idempotent and fast when everything is present: it asks dpkg-query first and calls apt-get only for
 # what is missing. `apt-get update` runs only if an install fails (e.g. a fresh container with no lists).
@@ -18,7 +18,7 @@ TEST_PKGS=("${BUILD_PKGS[@]}" python3-pytest python3-pytest-timeout python3-http
            python3-redis python3-requests redis-sentinel nghttp2-client procps clang-format chromium libnss3-tools
            clang libclang-rt-14-dev systemd pandoc man-db groff-base prometheus lintian dpkg-dev fakeroot logrotate)
 # Node.js for the SSO suite's OpenID provider is checked and its npm packages installed by tests/oidc/install.sh.
-BENCH_PKGS=("${BUILD_PKGS[@]}" nginx-light haproxy nghttp2-client wrk procps util-linux)
+BENCH_PKGS=("${BUILD_PKGS[@]}" nginx-light haproxy nghttp2-client wrk procps util-linux strace)
 
 usage() { echo "usage: $0 build|test|bench" >&2; exit 2; }
 [ $# -eq 1 ] || usage
