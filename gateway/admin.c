@@ -13,6 +13,7 @@
 #include "ficus/contract.h"
 #include "ficus/log.h"
 #include "ficus/metrics.h"
+#include "ficus/resolver.h"
 #include "ficus/plugin.h"
 #include "ficus/provider.h"
 #include "ficus/redis.h"
@@ -60,6 +61,7 @@ static void render_metrics(h2o_req_t *req, ficus_server_t *s)
     ficus_providers_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     ficus_traffic_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     ficus_upstreams_render_metrics(&req->pool, &parts[nparts++], s->running, s->num_workers);
+    ficus_resolver_render_metrics(&req->pool, &parts[nparts++]);
     if (s->running->redis != NULL)
         ficus_redis_render_metrics(&req->pool, &parts[nparts++], s->num_workers);
     ficus_contract_render_metrics(&req->pool, &parts[nparts++], s->num_workers);

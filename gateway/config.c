@@ -20,6 +20,7 @@
 #include "ficus/plugin.h"
 #include "ficus/provider.h"
 #include "ficus/redis.h"
+#include "ficus/resolver.h"
 #include "ficus/tls.h"
 #include "ficus/upstream.h"
 #include "ficus/traffic.h"
@@ -760,6 +761,13 @@ static void route_free(ficus_route_t *r)
 
 static void config_free(ficus_config_t *c)
 {
+    if (c->base != NULL) {
+        /* derived (ficus_config_derive): only the upstreams' endpoints are its own */
+        ficus_upstreams_free(c);
+        ficus_config_release(c->base);
+        free(c);
+        return;
+    }
     for (size_t i = 0; i != c->num_routes; ++i)
         route_free(c->routes[i]);
     free(c->routes);
@@ -771,6 +779,7 @@ static void config_free(ficus_config_t *c)
         ficus_provider_conf_free(c->providers[i]);
     free(c->providers);
     ficus_redis_conf_free(c->redis);
+    ficus_resolver_conf_free(c->resolver);
     for (size_t i = 0; i != c->num_identity_headers; ++i)
         free(c->identity_headers[i].base);
     free(c->identity_headers);
@@ -788,7 +797,7 @@ static void config_free(ficus_config_t *c)
     free(c);
 }
 
-static const char *const top_level_core_keys[] = {"server", "redis", "providers", "upstreams", "routes", NULL};
+static const char *const top_level_core_keys[] = {"server", "redis", "resolver", "providers", "upstreams", "routes", NULL};
 
 static int check_top_level_keys(ficus_conf_ctx_t *cc, const ficus_node_t *root)
 {
@@ -844,7 +853,7 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
         goto Error;
     ficus_node_t *server = ficus_node_get(root, "server"), *routes = ficus_node_get(root, "routes"),
                  *upstreams = ficus_node_get(root, "upstreams"), *providers = ficus_node_get(root, "providers"),
-                 *redis = ficus_node_get(root, "redis");
+                 *redis = ficus_node_get(root, "redis"), *resolver = ficus_node_get(root, "resolver");
     if (server == NULL || routes == NULL) {
         ficus_conf_error(&cc, root, "missing required key '%s'", server == NULL ? "server" : "routes");
         goto Error;
@@ -854,11 +863,9 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
             const char *name;
             const ficus_node_t *node;
             ficus_node_type_t type;
-        } sections[] = {{"server", server, FICUS_NODE_MAPPING},
-                        {"routes", routes, FICUS_NODE_SEQUENCE},
-                        {"upstreams", upstreams, FICUS_NODE_MAPPING},
-                        {"providers", providers, FICUS_NODE_MAPPING},
-                        {"redis", redis, FICUS_NODE_MAPPING}};
+        } sections[] = {{"server", server, FICUS_NODE_MAPPING},       {"routes", routes, FICUS_NODE_SEQUENCE},
+                        {"upstreams", upstreams, FICUS_NODE_MAPPING}, {"providers", providers, FICUS_NODE_MAPPING},
+                        {"redis", redis, FICUS_NODE_MAPPING},         {"resolver", resolver, FICUS_NODE_MAPPING}};
         for (size_t i = 0; i != sizeof(sections) / sizeof(sections[0]); ++i)
             if (sections[i].node != NULL && sections[i].node->type != sections[i].type) {
                 ficus_conf_error(&cc, sections[i].node, "'%s' must be a %s, got a %s", sections[i].name,
@@ -871,6 +878,8 @@ static ficus_config_t *load_tree(ficus_node_t *root, const char *filename, int d
     if (redis != NULL && ficus_redis_conf_load(&cc, redis, &config->redis) != 0)
         goto Error;
     if (providers != NULL && ficus_providers_load(&cc, providers, config) != 0)
+        goto Error;
+    if (ficus_resolver_conf_load(&cc, resolver, &config->resolver) != 0)
         goto Error;
     if (upstreams != NULL && ficus_upstreams_load(&cc, upstreams, config) != 0)
         goto Error;
@@ -912,6 +921,19 @@ ficus_config_t *ficus_config_load_string(const char *name, const char *text, siz
     ficus_config_t *config = load_tree(root, name, dry_run, err, errlen);
     ficus_node_free(root);
     return config;
+}
+
+ficus_config_t *ficus_config_derive(ficus_config_t *running)
+{
+    ficus_config_t *base = running->base != NULL ? running->base : running;
+    ficus_config_t *c = xcalloc(1, sizeof(*c));
+    *c = *base;
+    c->base = base;
+    ficus_config_retain(base);
+    c->refcnt = 1;
+    c->generation = 0;
+    ficus_upstreams_derive(base, c);
+    return c;
 }
 
 void ficus_config_retain(ficus_config_t *config)

@@ -25,6 +25,7 @@
 #include "ficus/metrics.h"
 #include "ficus/notify.h"
 #include "ficus/provider.h"
+#include "ficus/resolver.h"
 #include "ficus/server.h"
 #include "ficus/tls.h"
 #include "ficus/upgrade.h"
@@ -104,6 +105,8 @@ static void adopt_remaining_listeners(ficus_server_t *s, const ficus_config_t *c
     }
 }
 
+static void on_dns_change(void);
+
 static void publish(ficus_server_t *s, ficus_config_t *config)
 {
     config->generation = ++s->generation;
@@ -112,10 +115,23 @@ static void publish(ficus_server_t *s, ficus_config_t *config)
         ficus_worker_send_config(s->workers + i, config);
     ficus_config_t *old = s->running;
     s->running = config;
-    ficus_providers_activate(config);
+    if (config->base == NULL) /* a derived generation has its base's providers, already active */
+        ficus_providers_activate(config);
     ficus_health_apply(s->loop, s->queue, config);
+    ficus_resolver_apply(s->loop, config, on_dns_change);
     if (old != NULL)
         ficus_config_release(old);
+}
+
+/* A name's addresses changed (gateway/resolver.c): the running generation again, with the new addresses, built from
+ * memory (an edited file that was not reloaded does not take effect), published as a reload is. */
+static void on_dns_change(void)
+{
+    ficus_server_t *s = &ficus_server;
+    if (s->draining)
+        return;
+    publish(s, ficus_config_derive(s->running));
+    ficus_info("dns: generation %llu published (upstream addresses changed)", (unsigned long long)s->generation);
 }
 
 int ficus_control_reload(ficus_server_t *s, char *msg, size_t msglen)
@@ -299,6 +315,13 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     s->loop = h2o_evloop_create();
     s->queue = h2o_multithread_create_queue(s->loop);
     h2o_multithread_register_receiver(s->queue, &s->receiver, on_control_message);
+    /* upstream host names resolved before anything serves: nothing else runs on the loop yet, so waiting for the
+     * answers (bounded by the resolver's timeouts) stalls nobody */
+    if (ficus_resolver_prime(s->loop, config)) {
+        ficus_config_t *resolved = ficus_config_derive(config);
+        ficus_config_release(config);
+        config = resolved;
+    }
     s->running = config;
     config->generation = s->generation = 1;
     ficus_log_level = config->server.log_level;
@@ -325,6 +348,7 @@ int ficus_control_run(ficus_server_t *s, ficus_config_t *config)
     }
     ficus_providers_activate(config);
     ficus_health_apply(s->loop, s->queue, config);
+    ficus_resolver_apply(s->loop, config, on_dns_change);
     for (size_t i = 0; i != config->server.num_listeners; ++i) {
         const ficus_listener_conf_t *l = config->server.listeners + i;
         ficus_info("listening on %s (%s)", l->address,

@@ -102,8 +102,8 @@ h2o_iovec_t ficus_status_json(h2o_mem_pool_t *pool, const ficus_server_t *s)
     for (size_t i = 0; i != c->num_upstreams; ++i) {
         const ficus_upstream_conf_t *u = c->upstreams[i];
         json_t *eps = json_array();
-        for (size_t e = 0; e != u->num_endpoints; ++e)
-            json_array_append_new(eps, json_string(u->endpoints[e].url));
+        for (size_t e = 0; e != u->num_sources; ++e)
+            json_array_append_new(eps, json_string(u->sources[e].url)); /* as configured (a name: see /upstreams) */
         json_array_append_new(upstreams, json_pack("{s:s,s:o}", "name", u->name, "endpoints", eps));
     }
     json_object_set_new(root, "upstreams", upstreams);

@@ -121,6 +121,7 @@ static void switch_config(ficus_worker_t *w, ficus_config_t *config)
     apply_redis(w, old->config, config);
     notify_plugins(w, config);
     w->current = wgen_create(w, config);
+    ficus_upstream_rts_retire(old->upstreams, old->config->num_upstreams, w->current->upstreams, config->num_upstreams);
     apply_runtime_settings(w, config);
     if (w->access_log.fd != config->server.access_log_fd)
         ficus_access_log_flush(&w->access_log);

@@ -228,7 +228,7 @@ void ficus_attempt_start(ficus_proxy_t *p)
     ++p->ep->inflight;
     uint64_t *slot = &p->ep->state->inflight[p->r->worker->index];
     FICUS_ATOMIC_STORE(slot, FICUS_ATOMIC_LOAD(slot) + 1);
-    p->r->upstream.endpoint = up->conf->endpoints[i].authority.base;
+    p->r->upstream.endpoint = up->conf->endpoints[i].address;
     p->r->upstream.started_at_us = now;
     /* may call on_connect synchronously (a pooled connection, or a connect that failed at once) */
     ficus_upc_connect(&p->x, &p->ep->pool, on_connect);

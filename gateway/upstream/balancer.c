@@ -128,7 +128,7 @@ static size_t choose(ficus_upstream_rt_t *up, ficus_req_t *r, const size_t *cand
         uint64_t bucket = ficus_split_bucket("", 0, key.base, key.len);
         ficus_split_target_t targets[FICUS_UPSTREAM_MAX_ENDPOINTS];
         for (size_t k = 0; k != n; ++k) {
-            targets[k].name = u->endpoints[cand[k]].authority.base;
+            targets[k].name = u->endpoints[cand[k]].address;
             targets[k].weight = 1;
             targets[k].name_hash = u->endpoints[cand[k]].state->name_hash;
         }

@@ -16,9 +16,9 @@
  * read, so it is never half-sent. Anything else closes it.
  *
  * NEW CONNECTIONS: h2o_socket_connect (non-blocking; H2O sets TCP_NODELAY on connecting sockets) with our own connect
- * timer. IP literals are parsed once per pool; host names are resolved through H2O's getaddrinfo thread
- * (h2o_hostinfo_getaddr with the worker context's receiver) for every new connection, as H2O's socketpool did, so DNS
- * changes are followed; pooled connections are not re-resolved.
+ * timer. IP literals are parsed once per pool. Upstream endpoints are always IP literals (host names are resolved
+ * by ficus's resolver on the control thread, gateway/resolver.c, into one endpoint per address); a pool for a name
+ * (the health checker's, never in practice) resolves it through H2O's getaddrinfo thread for every new connection.
  *
  * RESPONSE: parsed by the pure unit gateway/upstream/response.c (strict head parser, RFC 9112 framing, chunked
  * decoder; its header says what is refused); here 1xx heads (100-continue, 103) are skipped and 101 is an error (we
@@ -101,11 +101,16 @@ static void idle_close(ficus_upc_conn_t *conn)
     conn_close(conn);
 }
 
+void ficus_upc_pool_close_idle(ficus_upc_pool_t *pool)
+{
+    while (!h2o_linklist_is_empty(&pool->idle))
+        idle_close(H2O_STRUCT_FROM_MEMBER(ficus_upc_conn_t, idle_link, pool->idle.next));
+}
+
 void ficus_upc_pool_dispose(ficus_upc_pool_t *pool)
 {
     assert(pool->num_busy == 0);
-    while (!h2o_linklist_is_empty(&pool->idle))
-        idle_close(H2O_STRUCT_FROM_MEMBER(ficus_upc_conn_t, idle_link, pool->idle.next));
+    ficus_upc_pool_close_idle(pool);
     free(pool->host.base);
     pool->host = h2o_iovec_init(NULL, 0);
 }

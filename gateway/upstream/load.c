@@ -4,13 +4,22 @@
  * ficus_conf_error(); an endpoint's URL is split into host, port and the authority used as Host. Each endpoint takes a
  * reference to its state in the registry (gateway/upstream/registry.c), so a new generation finds what the previous
  * one learned about the same endpoint.
- * OWNERSHIP: malloc'd, freed by ficus_upstreams_free() with the generation (config_free in gateway/config.c). */
+ * HOST NAMES: an entry of `endpoints` is a source; an IP literal is one endpoint, a host name one endpoint per address
+ * the resolver knows for it now (ficus_resolver_addresses, gateway/resolver.c: none yet at the very first load, and
+ * none while it does not resolve). An endpoint's identity is its address ("ip:port"), its Host the source's
+ * authority. The same address reached through two sources is one endpoint (the first).
+ * ficus_upstreams_derive() rebuilds only the endpoints, for a generation made when a name's answer changes.
+ * OWNERSHIP: malloc'd, freed by ficus_upstreams_free() with the generation (config_free in gateway/config.c); a
+ * derived upstream owns only its endpoints (the rest is its base's, which outlives it). */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ficus/config.h"
+#include "ficus/dns.h"
 #include "ficus/log.h"
+#include "ficus/resolver.h"
 #include "ficus/upstream.h"
 #include "ficus/upstream/registry.h"
 
@@ -36,7 +45,7 @@ static int has_unsafe_char(const char *s)
     return 0;
 }
 
-static int load_endpoint(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_endpoint_conf_t *ep)
+static int load_endpoint(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_endpoint_source_t *ep)
 {
     if (ficus_conf_expect(cc, node, FICUS_NODE_SCALAR) != 0)
         return -1;
@@ -86,7 +95,70 @@ static int load_endpoint(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_e
     if (n < 0 || (size_t)n >= sizeof(authority))
         return ficus_conf_error(cc, node, "invalid endpoint '%s': host too long", url);
     ep->authority = h2o_iovec_init(dup_str(authority), n);
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, ep->host, &a6) != 1 && inet_pton(AF_INET6, ep->host, &a6) != 1) {
+        if (*hp == '[' || !ficus_dns_name_valid(ep->host))
+            return ficus_conf_error(cc, node, "invalid endpoint '%s': '%s' is neither an IP address nor a host name", url,
+                                    ep->host);
+        ep->is_name = 1;
+    }
     return 0;
+}
+
+/* adds one endpoint for (src, address text ip, identity addr) unless the address is there already */
+static void add_endpoint(ficus_upstream_conf_t *u, const ficus_endpoint_source_t *src, const char *ip, const char *addr)
+{
+    for (size_t i = 0; i != u->num_endpoints; ++i)
+        if (strcmp(u->endpoints[i].address, addr) == 0)
+            return;
+    if (u->num_endpoints == FICUS_UPSTREAM_MAX_ENDPOINTS) {
+        ficus_warn("upstream %s: more than %d addresses; %s (%s) left out", u->name, FICUS_UPSTREAM_MAX_ENDPOINTS, addr, src->url);
+        return;
+    }
+    ficus_endpoint_conf_t *ep = u->endpoints + u->num_endpoints++;
+    ep->url = dup_str(src->url);
+    ep->host = dup_str(ip);
+    ep->port = src->port;
+    ep->authority = h2o_strdup(NULL, src->authority.base, src->authority.len);
+    ep->address = dup_str(addr);
+    ep->name = src->is_name ? dup_str(src->host) : NULL;
+    ep->state = ficus_endpoint_state_get(u->state, ep->address);
+}
+
+/* u->endpoints from u->sources and the resolver's current answers */
+static void build_endpoints(ficus_upstream_conf_t *u)
+{
+    u->endpoints = alloc_zeroed(FICUS_UPSTREAM_MAX_ENDPOINTS, sizeof(*u->endpoints));
+    u->num_endpoints = 0;
+    for (size_t i = 0; i != u->num_sources; ++i) {
+        const ficus_endpoint_source_t *src = u->sources + i;
+        if (!src->is_name) {
+            add_endpoint(u, src, src->host, src->authority.base);
+            continue;
+        }
+        const ficus_dns_addr_t *addrs;
+        size_t n = ficus_resolver_addresses(src->host, &addrs);
+        for (size_t k = 0; k != n; ++k) {
+            char addr[64], ip[48];
+            ficus_dns_addr_format(addrs + k, src->port, addr, sizeof(addr), ip, sizeof(ip));
+            add_endpoint(u, src, ip, addr);
+        }
+    }
+}
+
+static void free_endpoints(ficus_upstream_conf_t *u)
+{
+    for (size_t j = 0; j != u->num_endpoints; ++j) {
+        free(u->endpoints[j].url);
+        free(u->endpoints[j].host);
+        free(u->endpoints[j].authority.base);
+        free(u->endpoints[j].address);
+        free(u->endpoints[j].name);
+        ficus_endpoint_state_unconfigure(u->endpoints[j].state);
+    }
+    free(u->endpoints);
+    u->endpoints = NULL;
+    u->num_endpoints = 0;
 }
 
 /* "20%" (a share in whole percent, within [min, max]) */
@@ -311,15 +383,15 @@ static int load_upstream(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
         return ficus_conf_error(cc, endpoints, "upstream '%s' needs at least one endpoint", u->name);
     if (endpoints->data.sequence.size > FICUS_UPSTREAM_MAX_ENDPOINTS)
         return ficus_conf_error(cc, endpoints, "upstream '%s' has more than %d endpoints", u->name, FICUS_UPSTREAM_MAX_ENDPOINTS);
-    u->num_endpoints = endpoints->data.sequence.size;
-    u->endpoints = alloc_zeroed(u->num_endpoints, sizeof(*u->endpoints));
-    for (size_t i = 0; i != u->num_endpoints; ++i) {
-        if (load_endpoint(cc, endpoints->data.sequence.elements[i], u->endpoints + i) != 0)
+    u->num_sources = endpoints->data.sequence.size;
+    u->sources = alloc_zeroed(u->num_sources, sizeof(*u->sources));
+    for (size_t i = 0; i != u->num_sources; ++i) {
+        if (load_endpoint(cc, endpoints->data.sequence.elements[i], u->sources + i) != 0)
             return -1;
         for (size_t j = 0; j != i; ++j)
-            if (strcmp(u->endpoints[j].authority.base, u->endpoints[i].authority.base) == 0)
+            if (strcmp(u->sources[j].authority.base, u->sources[i].authority.base) == 0)
                 return ficus_conf_error(cc, endpoints->data.sequence.elements[i], "upstream '%s' lists endpoint '%s' twice",
-                                        u->name, u->endpoints[i].authority.base);
+                                        u->name, u->sources[i].authority.base);
     }
     u->connect_timeout_ms = 1000;
     u->timeout_ms = 30000;
@@ -354,8 +426,7 @@ static int load_upstream(ficus_conf_ctx_t *cc, const ficus_node_t *name, const f
     if (breaker != NULL && load_breaker(cc, breaker, u) != 0)
         return -1;
     u->state = ficus_upstream_state_get(u->name);
-    for (size_t i = 0; i != u->num_endpoints; ++i)
-        u->endpoints[i].state = ficus_endpoint_state_get(u->state, u->endpoints[i].authority.base);
+    build_endpoints(u);
     u->stats = ficus_metrics_upstream_get(u->name);
     return 0;
 }
@@ -389,19 +460,36 @@ ficus_upstream_conf_t *ficus_config_upstream(const ficus_config_t *config, const
     return NULL;
 }
 
+void ficus_upstreams_derive(const ficus_config_t *base, ficus_config_t *derived)
+{
+    derived->num_upstreams = base->num_upstreams;
+    derived->upstreams = alloc_zeroed(base->num_upstreams, sizeof(*derived->upstreams));
+    for (size_t i = 0; i != base->num_upstreams; ++i) {
+        ficus_upstream_conf_t *u = alloc_zeroed(1, sizeof(*u));
+        *u = *base->upstreams[i];
+        u->derived = 1;
+        build_endpoints(u);
+        derived->upstreams[i] = u;
+    }
+}
+
 void ficus_upstreams_free(ficus_config_t *c)
 {
     for (size_t i = 0; i != c->num_upstreams; ++i) {
         ficus_upstream_conf_t *u = c->upstreams[i];
         if (u == NULL)
             continue;
-        for (size_t j = 0; j != u->num_endpoints; ++j) {
-            free(u->endpoints[j].url);
-            free(u->endpoints[j].host);
-            free(u->endpoints[j].authority.base);
-            ficus_endpoint_state_unconfigure(u->endpoints[j].state);
+        free_endpoints(u);
+        if (u->derived) {
+            free(u);
+            continue;
         }
-        free(u->endpoints);
+        for (size_t j = 0; j != u->num_sources; ++j) {
+            free(u->sources[j].url);
+            free(u->sources[j].host);
+            free(u->sources[j].authority.base);
+        }
+        free(u->sources);
         ficus_upstream_state_unconfigure(u->state);
         free(u->balance.name.base);
         free(u->health.path);

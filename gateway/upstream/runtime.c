@@ -5,6 +5,8 @@
  * endpoint takes the same pool, so a reload opens no new upstream connections; the pool is closed when the last
  * generation using it is disposed. Its timers are the worker's own (ficus_worker_timeout: they live as long as the
  * thread), so no generation owns them; a new generation's timeouts apply to the connections it starts.
+ * DRAIN: an endpoint the new generation no longer has (a removed address) is retired at the switch
+ * (ficus_upstream_rts_retire): its idle connections close, its in-flight requests finish and close theirs.
  * BOUNDS: the worker's share of max_connections caps in-flight requests, and idle connections per endpoint too
  * (FICUS_UPSTREAM_MAX_IDLE when unlimited), each kept for keepalive_timeout. */
 #include <stdlib.h>
@@ -65,6 +67,27 @@ void ficus_upstream_rt_dispose(ficus_upstream_rt_t *rt, ficus_worker_t *w)
         free(ep);
     }
     free(rt->endpoints);
+}
+
+void ficus_upstream_rts_retire(ficus_upstream_rt_t *old, size_t num_old, ficus_upstream_rt_t *cur, size_t num_cur)
+{
+    for (size_t i = 0; i != num_old; ++i)
+        for (size_t j = 0; j != old[i].conf->num_endpoints; ++j)
+            old[i].endpoints[j]->in_current = 0;
+    for (size_t i = 0; i != num_cur; ++i)
+        for (size_t j = 0; j != cur[i].conf->num_endpoints; ++j)
+            cur[i].endpoints[j]->in_current = 1;
+    for (size_t i = 0; i != num_old; ++i) {
+        for (size_t j = 0; j != old[i].conf->num_endpoints; ++j) {
+            ficus_endpoint_rt_t *ep = old[i].endpoints[j];
+            if (ep->in_current)
+                continue;
+            /* no generation to come sends it new requests: nothing goes back to its pool (a later generation that
+             * configures the address again restores max_idle in ficus_upstream_rt_init) */
+            ep->pool.max_idle = 0;
+            ficus_upc_pool_close_idle(&ep->pool);
+        }
+    }
 }
 
 ficus_upstream_rt_t *ficus_upstream_rt_of(ficus_req_t *r, const ficus_upstream_conf_t *conf)

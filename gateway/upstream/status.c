@@ -85,11 +85,22 @@ void ficus_upstreams_render_json(h2o_mem_pool_t *pool, h2o_iovec_t *out, const f
                           ejected ? json_real(wall + ((double)until - (double)now) / 1e6) : json_null(), "consecutive_failures",
                           (json_int_t)FICUS_ATOMIC_LOAD(&s->consecutive_failures), "inflight", (json_int_t)inflight, "ejections",
                           (json_int_t)FICUS_ATOMIC_LOAD(&s->ejections_total), "available", endpoint_available(u, s, now));
+            json_object_set_new(e, "name", u->endpoints[j].name != NULL ? json_string(u->endpoints[j].name) : json_null());
             json_array_append_new(eps, e);
+        }
+        /* host names that have no address now (never resolved, or gone after hold_nx) */
+        json_t *unresolved = json_array();
+        for (size_t j = 0; j != u->num_sources; ++j) {
+            int has = 0;
+            for (size_t k = 0; k != u->num_endpoints && !has; ++k)
+                has = u->endpoints[k].url != NULL && strcmp(u->endpoints[k].url, u->sources[j].url) == 0;
+            if (u->sources[j].is_name && !has)
+                json_array_append_new(unresolved, json_string(u->sources[j].url));
         }
         json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:I, s:o}", "name", u->name, "breaker", breaker_names[breaker_gauge(u, now)],
                               "panic", FICUS_ATOMIC_LOAD(&us->panic) != 0, "available", any_available(u, now), "inflight",
                               (json_int_t)up_inflight, "endpoints", eps);
+        json_object_set_new(o, "unresolved", unresolved);
         json_array_append_new(ups, o);
     }
     json_t *root = json_pack("{s:o}", "upstreams", ups);
@@ -147,7 +158,7 @@ void ficus_upstreams_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, cons
     for (size_t i = 0; i != config->num_upstreams; ++i)
         for (size_t j = 0; j != config->upstreams[i]->num_endpoints; ++j)
             tb_printf(&b, "ficus_upstream_ejections_total{upstream=\"%s\",endpoint=\"%s\"} %llu\n", config->upstreams[i]->name,
-                      config->upstreams[i]->endpoints[j].authority.base,
+                      config->upstreams[i]->endpoints[j].address,
                       (unsigned long long)FICUS_ATOMIC_LOAD(&config->upstreams[i]->endpoints[j].state->ejections_total));
     tb_printf(&b,
               "# HELP ficus_upstream_endpoint_healthy Whether an endpoint passes its active health check (1 when not checked).\n"
@@ -155,7 +166,7 @@ void ficus_upstreams_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, cons
     for (size_t i = 0; i != config->num_upstreams; ++i)
         for (size_t j = 0; j != config->upstreams[i]->num_endpoints; ++j)
             tb_printf(&b, "ficus_upstream_endpoint_healthy{upstream=\"%s\",endpoint=\"%s\"} %d\n", config->upstreams[i]->name,
-                      config->upstreams[i]->endpoints[j].authority.base,
+                      config->upstreams[i]->endpoints[j].address,
                       !config->upstreams[i]->health.enabled ||
                           FICUS_ATOMIC_LOAD(&config->upstreams[i]->endpoints[j].state->health) != FICUS_HEALTH_UNHEALTHY);
     tb_printf(&b,
@@ -169,6 +180,11 @@ void ficus_upstreams_render_metrics(h2o_mem_pool_t *pool, h2o_iovec_t *out, cons
     for (size_t i = 0; i != config->num_upstreams; ++i)
         tb_printf(&b, "ficus_upstream_panic{upstream=\"%s\"} %d\n", config->upstreams[i]->name,
                   FICUS_ATOMIC_LOAD(&config->upstreams[i]->state->panic) != 0);
+    tb_printf(&b, "# HELP ficus_upstream_addresses Endpoints (addresses) an upstream has now: its IP literals and every address "
+                  "of its host names.\n# TYPE ficus_upstream_addresses gauge\n");
+    for (size_t i = 0; i != config->num_upstreams; ++i)
+        tb_printf(&b, "ficus_upstream_addresses{upstream=\"%s\"} %zu\n", config->upstreams[i]->name,
+                  config->upstreams[i]->num_endpoints);
     tb_printf(&b, "# HELP ficus_health_checks_total Active health checks, by result.\n# TYPE ficus_health_checks_total counter\n");
     for (size_t i = 0; i != config->num_upstreams; ++i) {
         if (!config->upstreams[i]->health.enabled)

@@ -115,6 +115,9 @@ typedef enum enum_ficus_access_log_t {
 
 typedef struct st_ficus_config_t {
     char *filename;
+    /* NULL for a generation loaded from the file. A generation derived from one by a DNS change
+     * (ficus_config_derive) shares everything of `base` (it holds a reference) but its upstreams' endpoints. */
+    struct st_ficus_config_t *base;
     uint64_t generation; /* set when published */
     double loaded_at;    /* unix time */
     int refcnt;          /* atomic */
@@ -151,7 +154,8 @@ typedef struct st_ficus_config_t {
         int request_id_in_response; /* echo X-Request-Id to the client (off by default: on HTTP/2 a unique value per
                                        response is an HPACK table insertion in H2O, ~5 % CPU per request) */
     } server;
-    struct st_ficus_redis_conf_t *redis; /* NULL: no Redis (state stays in process) */
+    struct st_ficus_redis_conf_t *redis;       /* NULL: no Redis (state stays in process) */
+    struct st_ficus_resolver_conf_t *resolver; /* the `resolver:` section (its defaults when absent); never NULL */
     struct st_ficus_provider_conf_t **providers;
     size_t num_providers;
     ficus_upstream_conf_t **upstreams;
@@ -170,6 +174,13 @@ typedef struct st_ficus_config_t {
 ficus_config_t *ficus_config_load(const char *filename, int dry_run, char *err, size_t errlen);
 /** Same from a string (tests, fuzzing): `name` is the filename used in messages. */
 ficus_config_t *ficus_config_load_string(const char *name, const char *text, size_t len, int dry_run, char *err, size_t errlen);
+/**
+ * A new generation (refcnt 1) equal to `running` but for the addresses of its upstreams' host names, which are the
+ * resolver's current answers (ficus_resolver_addresses): what a DNS change publishes. Built from memory, never from
+ * the file (an edited, not yet reloaded file does not take effect). It shares everything else with the generation
+ * loaded from the file, which it keeps alive. Control thread.
+ */
+ficus_config_t *ficus_config_derive(ficus_config_t *running);
 void ficus_config_retain(ficus_config_t *config);
 void ficus_config_release(ficus_config_t *config);
 

@@ -1,7 +1,8 @@
 /* The upstream layer (gateway/upstream/), as the rest of ficus sees it.
  *
  * FILES (one concept each):
- *   load.c             the `upstreams:` section: validation with file:line errors, defaults
+ *   load.c             the `upstreams:` section: validation with file:line errors, defaults; a host name's endpoints
+ *                      are its addresses (gateway/resolver.c resolves them off the workers)
  *   registry.c         upstream and endpoint state shared by the generations that configure them (survives reloads)
  *   runtime.c          a worker's runtime of one upstream for one generation; pools shared across generations
  *   client.c           the transport: HTTP/1.1 client and per-endpoint keep-alive pools
@@ -30,12 +31,19 @@ typedef struct st_ficus_worker_t ficus_worker_t;
 
 /** Loads the `upstreams:` mapping into config->upstreams. 0, or -1 with the error recorded in cc (gateway/upstream/load.c). */
 int ficus_upstreams_load(ficus_conf_ctx_t *cc, const ficus_node_t *node, ficus_config_t *config);
+/** Fills derived->upstreams with copies of base's upstreams whose endpoints are their sources' current addresses
+ * (ficus_resolver_addresses); the copies share everything else with base's (gateway/upstream/load.c). */
+void ficus_upstreams_derive(const ficus_config_t *base, ficus_config_t *derived);
 /** Frees config->upstreams (a partly loaded one too). */
 void ficus_upstreams_free(ficus_config_t *config);
 
 /** Builds / frees a worker's runtime for one upstream (gateway/upstream/runtime.c). */
 void ficus_upstream_rt_init(ficus_upstream_rt_t *rt, const ficus_upstream_conf_t *conf, ficus_worker_t *w, unsigned num_workers);
 void ficus_upstream_rt_dispose(ficus_upstream_rt_t *rt, ficus_worker_t *w);
+/** At a worker's switch from generation `old` to `cur` (their upstream runtimes): the endpoints `old` has and `cur`
+ * has not (an address a DNS change or a reload removed) drain: their idle connections are closed now and the
+ * connections of their in-flight requests are closed when those end, instead of going back to the pool. */
+void ficus_upstream_rts_retire(ficus_upstream_rt_t *old, size_t num_old, ficus_upstream_rt_t *cur, size_t num_cur);
 /** The worker generation's runtime of upstream conf (the upstream a route or a split names), for ficus_proxy_start_ex
  * and ficus_mirror_start. */
 ficus_upstream_rt_t *ficus_upstream_rt_of(ficus_req_t *r, const ficus_upstream_conf_t *conf);

@@ -80,6 +80,8 @@ struct st_ficus_upc_t {
 void ficus_upc_pool_init(ficus_upc_pool_t *pool, h2o_loop_t *loop, h2o_multithread_receiver_t *getaddr_receiver, const char *host,
                          uint16_t port, h2o_timeout_t *connect_timeout, h2o_timeout_t *io_timeout, h2o_timeout_t *idle_timeout,
                          size_t max_idle);
+/** Closes the idle connections now (exchanges using the pool go on). */
+void ficus_upc_pool_close_idle(ficus_upc_pool_t *pool);
 /** Closes the idle connections. No exchange may be using the pool any more. */
 void ficus_upc_pool_dispose(ficus_upc_pool_t *pool);
 

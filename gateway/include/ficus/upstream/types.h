@@ -47,20 +47,36 @@ typedef enum enum_ficus_hash_key_t {
     FICUS_HASH_IP,
 } ficus_hash_key_t;
 
-typedef struct st_ficus_endpoint_conf_t {
+/* An entry of `endpoints:` as written. An IP literal is one endpoint; a host name is one endpoint per address it
+ * resolves to (gateway/resolver.c), none while it resolves to nothing. */
+typedef struct st_ficus_endpoint_source_t {
     char *url;  /* as written */
     char *host; /* host part (no brackets) */
     uint16_t port;
-    h2o_iovec_t authority;         /* "host:port" used as Host when preserve_host is off */
+    h2o_iovec_t authority; /* "host:port" */
+    int is_name;           /* host is a DNS name, not an IP literal */
+} ficus_endpoint_source_t;
+
+/* An endpoint: one address of a source. */
+typedef struct st_ficus_endpoint_conf_t {
+    char *url;  /* the source's, as written */
+    char *host; /* the IP literal connected to (no brackets) */
+    uint16_t port;
+    h2o_iovec_t authority;         /* the source's "host:port", sent as Host when preserve_host is off */
+    char *address;                 /* "ip:port" ("[v6]:port"): the endpoint's identity (registry, logs, metrics) */
+    char *name;                    /* the host name it was resolved from; NULL for an IP literal */
     ficus_endpoint_state_t *state; /* shared across generations (registry) */
 } ficus_endpoint_conf_t;
 
 typedef struct st_ficus_upstream_conf_t {
     char *name;
     size_t index;
-    unsigned line; /* where it was defined, for messages */
-    ficus_endpoint_conf_t *endpoints;
-    size_t num_endpoints;
+    unsigned line;                    /* where it was defined, for messages */
+    ficus_endpoint_source_t *sources; /* as written */
+    size_t num_sources;
+    ficus_endpoint_conf_t *endpoints; /* every address of every source (at most FICUS_UPSTREAM_MAX_ENDPOINTS) */
+    size_t num_endpoints;             /* 0 when every source is a name that does not resolve */
+    int derived;                      /* a copy made by ficus_upstreams_derive(): owns only its endpoints */
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms;
     uint64_t request_timeout_ms; /* 0 = off */
@@ -105,6 +121,7 @@ typedef struct st_ficus_endpoint_rt_t {
     ficus_upc_pool_t pool; /* keep-alive connections to this endpoint (gateway/upstream/client.c) */
     size_t inflight;       /* this worker's requests on it */
     size_t refcnt;         /* this worker's generations using it */
+    int in_current;        /* scratch of ficus_upstream_rts_retire() */
 } ficus_endpoint_rt_t;
 
 /* One worker's runtime of one upstream for one generation. */
