@@ -247,7 +247,7 @@ ficus_dns_result_t ficus_dns_parse_response(const uint8_t *msg, size_t len, uint
             size_t o = records[i].owner, t = records[i].rdata;
             char target[256];
             if (decode_name(msg, len, &o, decoded) != 0 || decode_name(msg, records[i].rdata + records[i].rdlen, &t, target) != 0)
-                return FICUS_DNS_MALFORMED;
+                return FICUS_DNS_MALFORMED; /* no address was added yet */
             int owner_ok = 0, known = 0;
             for (size_t k = 0; k != num_accepted; ++k) {
                 owner_ok |= strcmp(accepted[k], decoded) == 0;
@@ -264,8 +264,10 @@ ficus_dns_result_t ficus_dns_parse_response(const uint8_t *msg, size_t len, uint
         if (r->type != qtype || r->klass != 1 || r->rdlen != (qtype == FICUS_DNS_TYPE_A ? 4u : 16u))
             continue;
         size_t o = r->owner;
-        if (decode_name(msg, len, &o, decoded) != 0)
+        if (decode_name(msg, len, &o, decoded) != 0) {
+            *n = 0;
             return FICUS_DNS_MALFORMED;
+        }
         int owner_ok = 0;
         for (size_t k = 0; k != num_accepted && !owner_ok; ++k)
             owner_ok = strcmp(accepted[k], decoded) == 0;

@@ -284,7 +284,7 @@ def test_a_name_that_does_not_resolve_at_load_is_a_warning_and_serves_once_it_re
     assert u["endpoints"] == [] and u["unresolved"] == [f"http://later.test:{a.port}"]
     with gw.client() as c:
         r = c.get("/x")
-    assert r.status_code == 503, r.text
+    assert r.status_code == 503 and "upstream_unavailable" in r.text, r.text
     dns.records["later.test"] = ["127.0.0.2"]
     wait_addresses(gw, [a.addr], "later.test resolves")
     assert who(gw, 4) == {"a": 4}
