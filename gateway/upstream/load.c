@@ -144,6 +144,9 @@ static void build_endpoints(ficus_upstream_conf_t *u)
             add_endpoint(u, src, ip, addr);
         }
     }
+    ficus_endpoint_conf_t *shrunk = realloc(u->endpoints, (u->num_endpoints != 0 ? u->num_endpoints : 1) * sizeof(*u->endpoints));
+    if (shrunk != NULL)
+        u->endpoints = shrunk;
 }
 
 static void free_endpoints(ficus_upstream_conf_t *u)
