@@ -8,7 +8,7 @@ import re
 import statistics
 import subprocess
 
-from conftest import SLOW, wait_for
+from conftest import SLOW, free_port, wait_for
 from flaky_fixtures import flaky  # noqa: F401 - the fixture
 from upstream_helpers import start
 
@@ -19,7 +19,8 @@ def retries(gw, reason=None):
 
 def test_connect_failure_retried_on_another_endpoint_for_any_method(ficus_factory, flaky, echoes):
     a = flaky("a")
-    gw = start(ficus_factory, ["$dead", a.addr])
+    dead = f"127.0.0.1:{free_port()}"  # nobody listens there: connection refused
+    gw = start(ficus_factory, [dead, a.addr])
     with gw.client() as c:
         for i in range(10):
             r = c.post(f"/p{i}", content=b"x")  # nothing was sent to the dead endpoint: even a POST is retried
