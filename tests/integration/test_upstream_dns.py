@@ -350,3 +350,18 @@ def test_sighup_and_dns_changes_keep_per_address_state(ficus_factory, tmp_path, 
     assert set(eps) == {a.addr, b.addr, f"127.0.0.4:{a.port}"}
     assert eps[a.addr]["ejected"] and eps[a.addr]["ejections"] == ejections, eps
     assert not eps[f"127.0.0.4:{a.port}"]["ejected"] and eps[f"127.0.0.4:{a.port}"]["ejections"] == 0
+
+
+def test_reload_to_another_name_resolves_it_at_once(ficus_factory, tmp_path, pair):
+    a, b = pair
+    hosts = tmp_path / "hosts"
+    write_hosts(hosts, "127.0.0.2 svc.test\n127.0.0.3 other.test\n")
+    gw = start(ficus_factory, tmp_path, "svc.test", a.port, f'hosts_file: "{hosts}", nameservers: []')
+    assert who(gw, 4) == {"a": 4}
+    gw.values.update(name="other.test")
+    assert gw.reload(CONFIG).ok
+    wait_addresses(gw, [b.addr], "the new name's address", timeout=5)
+    assert who(gw, 4) == {"b": 4}
+    m = gw.metrics()
+    assert m.get("ficus_dns_addresses", host="other.test") == 1
+    assert not m.find("ficus_dns_addresses", host="svc.test")  # a name no longer used is forgotten
