@@ -2,7 +2,7 @@
 # ficus vs nginx vs haproxy: same upstream, same load, one gateway worker pinned to core 0.
 #
 #   loadtest/bench.sh [--quick] [--gateways floor,nginx,haproxy,ficus] [--duration S] [--rounds N] [--syscalls N]
-#                     [--out FILE]
+#                     [--handshakes S] [--out FILE]
 #
 # Upstream: nginx answering 200 "hello\n" itself on 127.0.0.1 (1 worker, taskset core 1).
 # Gateways (one at a time, each 1 worker/thread under `taskset -c 0`, TLS h2 + http/1.1 via ALPN, upstream
@@ -19,6 +19,11 @@
 # `strace -f -yy`: system calls per request, split into the client side (sockets on the gateway's port), the upstream
 # side (sockets to the upstream's port) and the rest (epoll, timers, threads). Counted, not timed: the figures hold on
 # a busy machine. --rounds 0 with --syscalls runs only that.
+# --handshakes S: then TLS 1.3 handshakes, per certificate (ECDSA P-256: certs-dev/localhost.crt; RSA-2048: made in
+# the run directory) and gateway: two `openssl s_time -www /` clients (core 1) for S seconds with -new (a full
+# handshake per connection) and with -reuse (resumed from a session ticket); gateway CPU µs per connection
+# (handshake + one proxied GET + close) and what one core would do at that cost (1e6 / µs). --rounds 0 runs only
+# the handshakes (and --syscalls, if given).
 # See loadtest/README.md for what the numbers mean and what they do not.
 set -euo pipefail
 
@@ -26,6 +31,7 @@ BENCH_NAME=bench # prefix of log lines
 . "$(dirname "$0")/lib.sh" # ROOT (the current directory), BUILD_DIR, PY, H2_OPTS, H1_OPTS, TCK, log, die, ...
 GATEWAYS="floor nginx haproxy ficus"
 SYSCALLS=0
+HANDSHAKES=0
 DUR=10
 WARM=2
 ROUNDS=3
@@ -37,8 +43,9 @@ while [ $# -gt 0 ]; do
         --gateways) GATEWAYS=${2//,/ }; shift ;;
         --duration) DUR=$2; shift ;;
         --syscalls) SYSCALLS=$2; shift ;;
+        --handshakes) HANDSHAKES=$2; shift ;;
         --out) OUT=$2; shift ;;
-        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -258,6 +265,51 @@ syscall_profile() { # gateway proto(h2|h1)
             END { for (k in per) if (per[k] / n >= 0.05) printf "%.2f %s\n", per[k] / n, k }' "$trace" |
         sort -gr | awk '{ printf "%s%s %s %s", (NR > 1 ? ", " : ""), $2, $3, $1 }')
 }
+# --- TLS handshakes (--handshakes S) ------------------------------------------------------------------------------
+declare -A HS # "gateway:cert:mode" -> "µs-per-connection connections reused"
+handshake_run() { # gateway cert mode(new|reuse)
+    local gw=$1 cert=$2 mode=$3 t0 t1 i n=0 reused=0
+    local -a clients=()
+    t0=$(cpu_ticks)
+    for i in 1 2; do
+        taskset -c 1 openssl s_time -connect "127.0.0.1:$GW_PORT" -www / -tls1_3 "-$mode" -time "$HANDSHAKES" \
+            >"$RUN/s_time-$gw-$cert-$mode-$i.out" 2>&1 &
+        clients+=($!)
+    done
+    for i in "${clients[@]}"; do wait "$i" || true; done
+    t1=$(cpu_ticks)
+    gateway_alive "$gw" "handshakes ($cert, $mode)"
+    for i in 1 2; do
+        local f="$RUN/s_time-$gw-$cert-$mode-$i.out" c
+        c=$(sed -n 's/^\([0-9]*\) connections in [0-9.]*s;.*/\1/p' "$f" | tail -1)
+        [ -n "$c" ] && [ "$c" -gt 0 ] || die "openssl s_time ($gw, $cert, $mode) made no connection: $(tail -3 "$f")"
+        n=$((n + c))
+        # s_time prints a character per connection: 'r' when the session was resumed
+        reused=$((reused + $(sed -n '/^[.r*]*$/p' "$f" | tr -cd r | wc -c)))
+    done
+    HS[$gw:$cert:$mode]="$(us_per_req $((t1 - t0)) "$n" %.1f) $n $reused"
+}
+if [ "$HANDSHAKES" -gt 0 ]; then
+    RSA_KEY="$RUN/rsa.key" RSA_CERT="$RUN/rsa.crt"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RSA_KEY" 2>/dev/null
+    openssl req -new -key "$RSA_KEY" -subj "/O=ficus bench/CN=localhost" -out "$RUN/rsa.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$RUN/rsa.ext"
+    openssl x509 -req -in "$RUN/rsa.csr" -CA "$CA" -CAkey "${CA%.crt}.key" -CAcreateserial -CAserial "$RUN/rsa.srl" \
+        -sha256 -days 2 -extfile "$RUN/rsa.ext" -out "$RSA_CERT" 2>/dev/null
+    EC_CERT=$CERT EC_KEY=$KEY
+    for cert in ecdsa rsa; do
+        if [ $cert = rsa ]; then CERT=$RSA_CERT KEY=$RSA_KEY; else CERT=$EC_CERT KEY=$EC_KEY; fi
+        for gw in "${MEASURED[@]}"; do
+            log "handshakes: $gw, $cert certificate, ${HANDSHAKES}s of full and of resumed TLS 1.3 handshakes"
+            start_gateway "$gw"
+            handshake_run "$gw" $cert new
+            handshake_run "$gw" $cert reuse
+            stop_gateway
+        done
+    done
+    CERT=$EC_CERT KEY=$EC_KEY
+fi
+
 if [ "$SYSCALLS" -gt 0 ]; then
     command -v strace >/dev/null || die "--syscalls needs strace (apt-get install strace)"
     for gw in "${MEASURED[@]}"; do
@@ -316,6 +368,24 @@ report() {
                     "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${CPU[$k]}" \
                     "$(ratio "${CPU[$k]}" "${CPU[nginx:$proto]:-}")" "$(ratio "${CPU[$k]}" "${CPU[floor:$proto]:-}")" \
                     "$(ratio "${RPS[$k]}" "${RPS[nginx:$proto]:-}")" "${BUSY[$k]}" "${OTHER[$k]}" "${UPR[$k]}" "${ERR[$k]}"
+            done
+        done
+    fi
+    if [ "$HANDSHAKES" -gt 0 ]; then
+        echo
+        echo "TLS 1.3 handshakes (2 x openssl s_time -www /, ${HANDSHAKES}s each mode; gateway CPU per connection = handshake + one"
+        echo "proxied GET + close; per core = 1e6 / µs):"
+        echo
+        echo "| gateway | certificate | full: µs/conn | full: per core/s | resumed: µs/conn | resumed: per core/s | resumed share |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        local cert f r
+        for cert in ecdsa rsa; do
+            for gw in "${MEASURED[@]}"; do
+                read -r f _ _ <<<"${HS[$gw:$cert:new]}"
+                read -r r rn rr <<<"${HS[$gw:$cert:reuse]}"
+                printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$gw" "$([ $cert = rsa ] && echo RSA-2048 || echo "ECDSA P-256")" \
+                    "$f" "$(awk -v u="$f" 'BEGIN { printf "%.0f", 1e6 / u }')" "$r" "$(awk -v u="$r" 'BEGIN { printf "%.0f", 1e6 / u }')" \
+                    "$(awk -v a="$rr" -v n="$rn" 'BEGIN { printf "%.0f%%", 100 * a / n }')"
             done
         done
     fi
