@@ -8,8 +8,9 @@
 # create, no replicas). Two ficus configurations that differ only in `redis:` (address vs cluster.addresses with one
 # seed) run one after the other in each round; each serves /plain (no Redis) and /rl-hot (key ip, 1,000,000/s: one
 # hot key, never denied). Figures, medians over rounds: gateway CPU µs per request (utime+stime ÷ requests) on
-# /rl-hot for both, and Redis round trips per request = commands ficus sent (ficus_redis_commands_total) ÷ requests,
-# and commands the Redis servers processed (INFO stats, summed over the nodes) ÷ requests.
+# /rl-hot for both, and Redis round trips per request = commands ficus sent (ficus_redis_commands_total) ÷ requests;
+# also the commands the Redis servers processed (INFO stats total_commands_processed, summed over the nodes, which
+# counts the calls a script makes as well as the EVALSHA itself) ÷ requests.
 set -euo pipefail
 
 BENCH_NAME=bench-cluster
@@ -149,6 +150,6 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 SP=$(med "${CPU[single-plain]}") SR=$(med "${CPU[single-rl]}") CP=$(med "${CPU[cluster-plain]}") CR=$(med "${CPU[cluster-rl]}")
 echo "load average before $LOAD_BEFORE, after $LOAD_AFTER; $ROUNDS rounds x ${DUR}s, medians"
-echo "one server:  /plain $SP us/request, /rl-hot $SR us/request; round trips per request: ficus $(med "${FRT[single]}"), server $(med "${SRT[single]}")"
-echo "3 masters:   /plain $CP us/request, /rl-hot $CR us/request; round trips per request: ficus $(med "${FRT[cluster]}"), servers $(med "${SRT[cluster]}")"
+echo "one server:  /plain $SP us/request, /rl-hot $SR us/request; Redis round trips per request $(med "${FRT[single]}") (server-side commands, scripts' calls included: $(med "${SRT[single]}"))"
+echo "3 masters:   /plain $CP us/request, /rl-hot $CR us/request; Redis round trips per request $(med "${FRT[cluster]}") (server-side commands, scripts' calls included: $(med "${SRT[cluster]}"))"
 echo "rl-hot on the cluster vs one server: $(awk -v a="$SR" -v b="$CR" 'BEGIN { printf "%+.1f %%", 100 * (b - a) / a }') CPU per request"
