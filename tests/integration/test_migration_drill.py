@@ -105,6 +105,13 @@ class Load:
             t.join(60)
 
 
+def all_compared(m):
+    """m when every copy sent on the route has its comparison result, else None."""
+    verdicts = sum(m.sum("ficus_mirror_compare_total", route="orders", result=k)
+                   for k in ("match", "status_differs", "body_differs", "shadow_error", "shadow_timeout"))
+    return m if verdicts >= m.sum("ficus_mirror_requests_total", route="orders", result="sent") else None
+
+
 @pytest.mark.timeout(600)
 def test_migration_drill(ficus_factory, echo_factory):
     monolith = echo_factory("monolith")
@@ -128,7 +135,10 @@ def test_migration_drill(ficus_factory, echo_factory):
                     steps.append((50, load.count()))  # a step of its own: orders users now fall back
                     load.wait_more(3 * len(USERS))
         records = list(load.records)
-        m = fx.metrics()
+        # the copies still in flight (the shadow answers after 2 s) are compared when they end: wait until every copy
+        # sent has its verdict (counted, not a sleep; bounded by the shadow's delay and the mirror's 5 s timeout)
+        m = wait_for(lambda: all_compared(fx.metrics()), (2 + 5 + 5) * SLOW, interval=0.2,
+                     what="a comparison for every mirrored copy")
     finally:
         shadow.stop()
 
