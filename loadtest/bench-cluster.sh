@@ -130,6 +130,7 @@ per() { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.5f", (a < 0 ? 0 : a) / n }'; 
 
 note_load_before
 declare -A CPU FRT SRT
+RATIOS= # per round: cluster rl-hot / single rl-hot
 for r in $(seq 1 "$ROUNDS"); do
     for m in single cluster; do
         start_ficus "$m"
@@ -145,6 +146,8 @@ for r in $(seq 1 "$ROUNDS"); do
         kill -TERM "$GW_PID"
         wait "$GW_PID" || true
     done
+    RATIOS+="$(awk -v a="$(echo "${CPU[single-rl]}" | awk '{ print $NF }')" -v b="$(echo "${CPU[cluster-rl]}" | awk '{ print $NF }')" \
+        'BEGIN { printf "%.4f", b / a }') "
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
@@ -152,4 +155,5 @@ SP=$(med "${CPU[single-plain]}") SR=$(med "${CPU[single-rl]}") CP=$(med "${CPU[c
 echo "load average before $LOAD_BEFORE, after $LOAD_AFTER; $ROUNDS rounds x ${DUR}s, medians"
 echo "one server:  /plain $SP us/request, /rl-hot $SR us/request; Redis round trips per request $(med "${FRT[single]}") (server-side commands, scripts' calls included: $(med "${SRT[single]}"))"
 echo "3 masters:   /plain $CP us/request, /rl-hot $CR us/request; Redis round trips per request $(med "${FRT[cluster]}") (server-side commands, scripts' calls included: $(med "${SRT[cluster]}"))"
-echo "rl-hot on the cluster vs one server: $(awk -v a="$SR" -v b="$CR" 'BEGIN { printf "%+.1f %%", 100 * (b - a) / a }') CPU per request"
+RM=$(med "$RATIOS")
+echo "rl-hot on the cluster vs one server: $(awk -v r="$RM" 'BEGIN { printf "%+.1f %%", 100 * (r - 1) }') CPU per request (median of the rounds' ratios: $RATIOS)"

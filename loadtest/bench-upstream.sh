@@ -74,12 +74,13 @@ run() { # path: prints "requests ticks"
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 note_load_before
-PLAIN=() RES=()
+PLAIN=() RES=() RATIO=()
 for r in $(seq 1 "$ROUNDS"); do
     read -r n d < <(run /plain)
     PLAIN+=("$(us_per_req "$d" "$n" %.3f)")
     read -r n d < <(run /res)
     RES+=("$(us_per_req "$d" "$n" %.3f)")
+    RATIO+=("$(awk -v a="${PLAIN[-1]}" -v b="${RES[-1]}" 'BEGIN { printf "%.4f", b / a }')")
     log "round $r: plain ${PLAIN[-1]} us/req, resilience ${RES[-1]} us/req"
 done
 P=$(printf '%s\n' "${PLAIN[@]}" | median)
@@ -93,5 +94,6 @@ N=$(echo "$OUT" | awk '/^requests:/ { print $6 }') # done (all answered 5xx)
 EXH=$(metric 'ficus_upstream_retry_budget_exhausted_total{upstream="down"}')
 AMP=$(awk -v a="$((E1 - E0))" -v n="$N" 'BEGIN { printf "%.3f", a / n }')
 echo "plain proxy route:          $P us/request (median of $ROUNDS)"
-echo "retries+outlier+health:     $R us/request ($(awk -v p="$P" -v r="$R" 'BEGIN { printf "%+.1f %%", 100 * (r - p) / p }'))"
+RM=$(printf '%s\n' "${RATIO[@]}" | median)
+echo "retries+outlier+health:     $R us/request; vs plain, median of the rounds' ratios: $(awk -v r="$RM" 'BEGIN { printf "%+.1f %%", 100 * (r - 1) }') (${RATIO[*]})"
 echo "total outage (connect refused), attempts 3, budget 20%: $((E1 - E0)) attempts for $N client requests = amplification $AMP (budget refused $EXH)"
