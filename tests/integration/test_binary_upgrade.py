@@ -30,6 +30,7 @@ import h2.events
 import pytest
 
 from conftest import FICUS_BIN, SANITIZER_RE, SLOW, free_port, wait_for
+from notify_fixtures import NotifyListener
 
 CONFIG = """\
 server:
@@ -476,25 +477,6 @@ def test_bad_config_or_failed_start_changes_nothing(ficus_factory, tmp_path):
     assert f.check(expect_exit=0) is None
     assert new.stop() == 0
     assert not SANITIZER_RE.search(new.stderr()), new.stderr()[-3000:]
-
-
-class NotifyListener:
-    """systemd's side of NOTIFY_SOCKET: a unix datagram socket collecting the messages."""
-
-    def __init__(self, path):
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.1)
-        self.messages = []
-
-    def poll(self):
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                return self.messages
-            self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line))
 
 
 def pid_alive(pid):

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import FICUS_BIN, SLOW, SOURCE_DIR, wait_for
+from notify_fixtures import NotifyListener
 
 UNIT = os.path.join(SOURCE_DIR, "packaging", "ficus.service")
 
@@ -71,31 +72,6 @@ def test_unit_hardening_contract():
     r = subprocess.run(["systemd-analyze", "security", "--offline=yes", UNIT], capture_output=True, text=True, timeout=60)
     m = re.search(r"Overall exposure level for ficus.service: ([0-9.]+)", r.stdout)
     assert m and float(m.group(1)) < 2.5, r.stdout[-2000:]
-
-
-class NotifyListener:
-    """What systemd does with NOTIFY_SOCKET: a unix datagram socket that collects the state messages."""
-
-    def __init__(self, path):
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.settimeout(0.1)
-        self.messages = []
-
-    def poll(self):
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                return self.messages
-            self.messages.append(dict(l.split("=", 1) for l in data.decode().splitlines() if "=" in l))
-
-    def wait(self, pred, what):
-        return wait_for(lambda: next((m for m in self.poll() if pred(m)), None), 15 * SLOW, what=what)
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
