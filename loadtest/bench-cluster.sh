@@ -15,25 +15,9 @@ set -euo pipefail
 
 BENCH_NAME=bench-cluster
 . "$(dirname "$0")/lib.sh"
-DUR=5
-ROUNDS=3
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --duration) DUR=$2; shift ;;
-        --rounds) ROUNDS=$2; shift ;;
-        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
-        *) die "unknown argument $1" ;;
-    esac
-    shift
-done
-RUN="$ROOT/.work/bench-cluster"
-set_traps
-scripts/deps.sh bench >&2
+duration_rounds_args "$@"
+start_ficus_bench bench-cluster
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || die "needs redis-server and redis-cli"
-prepare_certs_and_run_dir
-FICUS="$BUILD_DIR/ficus"
-[ -x "$FICUS" ] || die "no $FICUS: build it in Release first"
-start_upstream
 
 redis_start() { # port [extra redis-server options]: one redis-server on core 1
     local port=$1 i

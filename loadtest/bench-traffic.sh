@@ -20,24 +20,8 @@ set -euo pipefail
 
 BENCH_NAME=bench-traffic
 . "$(dirname "$0")/lib.sh"
-DUR=5
-ROUNDS=3
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --duration) DUR=$2; shift ;;
-        --rounds) ROUNDS=$2; shift ;;
-        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-        *) die "unknown argument $1" ;;
-    esac
-    shift
-done
-RUN="$ROOT/.work/bench-traffic"
-set_traps
-scripts/deps.sh bench >&2
-prepare_certs_and_run_dir
-FICUS="$BUILD_DIR/ficus"
-[ -x "$FICUS" ] || die "no $FICUS: build it in Release first"
-start_upstream
+duration_rounds_args "$@"
+start_ficus_bench bench-traffic
 
 SHADOW_PORT=$(free_port)
 taskset -c 1 "$PY" tests/upstreams/shadow.py --port "$SHADOW_PORT" --delay-ms 2000 >"$RUN/shadow.out" 2>&1 &

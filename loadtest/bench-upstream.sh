@@ -14,23 +14,8 @@ set -euo pipefail
 
 BENCH_NAME=bench-upstream
 . "$(dirname "$0")/lib.sh"
-DUR=5
-ROUNDS=3
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --duration) DUR=$2; shift ;;
-        --rounds) ROUNDS=$2; shift ;;
-        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
-        *) die "unknown argument $1" ;;
-    esac
-    shift
-done
-RUN="$ROOT/.work/bench-upstream"
-set_traps
-prepare_certs_and_run_dir
-FICUS="$BUILD_DIR/ficus"
-[ -x "$FICUS" ] || die "no $FICUS: build it in Release first"
-start_upstream
+duration_rounds_args "$@"
+start_ficus_bench bench-upstream
 TLS_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 DEAD_PORT=$(free_port)

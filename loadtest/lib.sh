@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables set here are for the sourcing scripts
-# Shell functions shared by loadtest/bench.sh and loadtest/bench-features.sh (sourced, not run; bash).
+# Shell functions shared by the loadtest/bench*.sh scripts (sourced, not run; bash).
 #
 # The sourcing script sets BENCH_NAME (the prefix of its log lines), then:
 #   . "$(dirname "$0")/lib.sh"
@@ -42,6 +42,34 @@ prepare_certs_and_run_dir() {
     CA="$ROOT/certs-dev/dev-ca.crt"
     rm -rf "$RUN"
     mkdir -p "$RUN"
+}
+
+# The scripts that take only --duration S and --rounds N (bench-traffic.sh, bench-cluster.sh, bench-upstream.sh):
+# sets DUR and ROUNDS (5 and 3 unless given); -h prints the script's header comment.
+duration_rounds_args() {
+    DUR=5
+    ROUNDS=3
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --duration) DUR=$2; shift ;;
+            --rounds) ROUNDS=$2; shift ;;
+            -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+            *) die "unknown argument $1 (see --help)" ;;
+        esac
+        shift
+    done
+}
+
+# The common start of those scripts: RUN=.work/NAME (emptied), traps, the bench packages, the dev certificates,
+# FICUS ($BUILD_DIR/ficus, a Release build) and the nginx upstream (UP_PORT).
+start_ficus_bench() { # name
+    RUN="$ROOT/.work/$1"
+    set_traps
+    scripts/deps.sh bench >&2
+    prepare_certs_and_run_dir
+    FICUS="$BUILD_DIR/ficus"
+    [ -x "$FICUS" ] || die "no $FICUS: build it in Release first"
+    start_upstream
 }
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
