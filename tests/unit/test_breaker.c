@@ -1,7 +1,6 @@
 /* Unit tests of the circuit breaker (gateway/breaker.c) in both of its uses: the failure ratio over a sliding window
  * (upstreams.NAME.breaker) and consecutive failures with one trial (redis.breaker). Time is passed in, so every
  * transition is checked at exact instants, with no clock. */
-#include <string.h>
 
 #include "ficus/breaker.h"
 #include "runner.h"
@@ -18,6 +17,13 @@ static int record(ficus_breaker_t *b, const ficus_breaker_conf_t *c, int is_tria
     return ficus_breaker_record(b, c, is_trial, failed, now_us, &failures, &total);
 }
 
+/* n failures of admitted, non-trial requests at now_us (the steps a test does not check one by one) */
+static void fail_n(ficus_breaker_t *b, const ficus_breaker_conf_t *c, int n, uint64_t now_us)
+{
+    for (int i = 0; i != n; ++i)
+        record(b, c, 0, 1, now_us);
+}
+
 static ficus_breaker_admit_t admit(ficus_breaker_t *b, const ficus_breaker_conf_t *c, uint64_t now_us)
 {
     uint64_t retry_after_ms = 0;
@@ -26,8 +32,7 @@ static ficus_breaker_admit_t admit(ficus_breaker_t *b, const ficus_breaker_conf_
 
 FICUS_TEST(ratio_opens_at_the_share_with_enough_requests)
 {
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     uint64_t now = 1000000 * MS;
     for (int i = 0; i != 5; ++i)
         ok_int(record(&b, &ratio_conf, 0, 0, now), -1);
@@ -47,8 +52,7 @@ FICUS_TEST(ratio_opens_at_the_share_with_enough_requests)
 
 FICUS_TEST(ratio_forgets_what_left_the_window)
 {
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     uint64_t now = 1000000 * MS;
     for (int i = 0; i != 9; ++i)
         ok_int(record(&b, &ratio_conf, 0, 1, now), -1); /* 9 failures, below min_requests */
@@ -59,11 +63,9 @@ FICUS_TEST(ratio_forgets_what_left_the_window)
 
 FICUS_TEST(half_open_admits_a_few_trials_and_closes_on_their_success)
 {
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     uint64_t now = 1000000 * MS;
-    for (int i = 0; i != 10; ++i)
-        record(&b, &ratio_conf, 0, 1, now);
+    fail_n(&b, &ratio_conf, 10, now);
     ok_int(ficus_breaker_state(&b), FICUS_BREAKER_OPEN);
     now += 5000 * MS;
     for (int i = 0; i != FICUS_BREAKER_TRIALS; ++i)
@@ -80,11 +82,9 @@ FICUS_TEST(half_open_admits_a_few_trials_and_closes_on_their_success)
 
 FICUS_TEST(a_failed_trial_opens_again)
 {
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     uint64_t now = 1000000 * MS;
-    for (int i = 0; i != 10; ++i)
-        record(&b, &ratio_conf, 0, 1, now);
+    fail_n(&b, &ratio_conf, 10, now);
     now += 5000 * MS;
     ok_int(admit(&b, &ratio_conf, now), FICUS_BREAKER_TRIAL);
     ok_int(record(&b, &ratio_conf, 1, 1, now), FICUS_BREAKER_OPEN);
@@ -94,11 +94,9 @@ FICUS_TEST(a_failed_trial_opens_again)
 
 FICUS_TEST(an_abandoned_trial_frees_its_slot)
 {
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     uint64_t now = 1000000 * MS;
-    for (int i = 0; i != 5; ++i)
-        record(&b, &consecutive_conf, 0, 1, now);
+    fail_n(&b, &consecutive_conf, 5, now);
     now += 1000 * MS;
     ok_int(admit(&b, &consecutive_conf, now), FICUS_BREAKER_TRIAL);
     ok_int(admit(&b, &consecutive_conf, now), FICUS_BREAKER_REJECT); /* one trial at a time */
@@ -108,8 +106,7 @@ FICUS_TEST(an_abandoned_trial_frees_its_slot)
 
 FICUS_TEST(consecutive_failures_open_and_a_success_resets_the_count)
 {
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     uint64_t now = 1000000 * MS;
     for (int i = 0; i != 4; ++i)
         ok_int(record(&b, &consecutive_conf, 0, 1, now), -1);
@@ -132,8 +129,7 @@ FICUS_TEST(consecutive_failures_open_and_a_success_resets_the_count)
 FICUS_TEST(no_rule_no_opening)
 {
     static const ficus_breaker_conf_t none = {.enabled = 1, .open_for_ms = 1000};
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     for (int i = 0; i != 1000; ++i)
         ok_int(record(&b, &none, 0, 1, 1000000 * MS), -1);
     ok_int(ficus_breaker_state(&b), FICUS_BREAKER_CLOSED);
@@ -141,11 +137,9 @@ FICUS_TEST(no_rule_no_opening)
 
 FICUS_TEST(reset_closes_with_an_empty_count)
 {
-    ficus_breaker_t b;
-    memset(&b, 0, sizeof(b));
+    ficus_breaker_t b = {0};
     uint64_t now = 1000000 * MS;
-    for (int i = 0; i != 5; ++i)
-        record(&b, &consecutive_conf, 0, 1, now);
+    fail_n(&b, &consecutive_conf, 5, now);
     ok_int(ficus_breaker_state(&b), FICUS_BREAKER_OPEN);
     ficus_breaker_reset(&b);
     ok_int(ficus_breaker_state(&b), FICUS_BREAKER_CLOSED);
