@@ -61,15 +61,9 @@ done
 [ "$ok" = 3 ] || die "the cluster did not reach cluster_state:ok"
 log "redis: one server on $SINGLE; cluster of 3 masters on ${NODES[*]}"
 
-TLS_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
 ficus_conf() { # the redis: line
+    ficus_server_section
     cat <<CONF
-server:
-  workers: 1
-  listen: [{ address: "127.0.0.1:$TLS_PORT", tls: { certificates: [{ cert: "$CERT", key: "$KEY" }] } }]
-  admin: { address: "127.0.0.1:$ADMIN_PORT" }
-  access_log: off
 redis: $1
 upstreams:
   upstream: { endpoints: ["http://127.0.0.1:$UP_PORT"], keepalive_timeout: 30s }

@@ -29,15 +29,8 @@ PIDS+=("$!")
 for _ in $(seq 1 50); do grep -q ready "$RUN/shadow.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$RUN/shadow.out" || die "shadow.py did not start"
 
-TLS_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
 UP="endpoints: [\"http://127.0.0.1:$UP_PORT\"], keepalive_timeout: 30s"
-cat >"$RUN/ficus.yaml" <<CONF
-server:
-  workers: 1
-  listen: [{ address: "127.0.0.1:$TLS_PORT", tls: { certificates: [{ cert: "$CERT", key: "$KEY" }] } }]
-  admin: { address: "127.0.0.1:$ADMIN_PORT" }
-  access_log: off
+{ ficus_server_section; cat; } >"$RUN/ficus.yaml" <<CONF
 upstreams:
   old: { $UP }
   new: { $UP }

@@ -16,16 +16,9 @@ BENCH_NAME=bench-upstream
 . "$(dirname "$0")/lib.sh"
 duration_rounds_args "$@"
 start_ficus_bench bench-upstream
-TLS_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
 DEAD_PORT=$(free_port)
 RETRY='retry: { attempts: 3, on: [connect_failure, reset, 502, 503, 504], backoff: { base: 25ms, max: 250ms }, budget: 20% }'
-cat >"$RUN/ficus.yaml" <<CONF
-server:
-  workers: 1
-  listen: [{ address: "127.0.0.1:$TLS_PORT", tls: { certificates: [{ cert: "$CERT", key: "$KEY" }] } }]
-  admin: { address: "127.0.0.1:$ADMIN_PORT" }
-  access_log: off
+{ ficus_server_section; cat; } >"$RUN/ficus.yaml" <<CONF
 upstreams:
   plain: { endpoints: ["http://127.0.0.1:$UP_PORT"], keepalive_timeout: 30s }
   res:

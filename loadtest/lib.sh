@@ -61,7 +61,8 @@ duration_rounds_args() {
 }
 
 # The common start of those scripts: RUN=.work/NAME (emptied), traps, the bench packages, the dev certificates,
-# FICUS ($BUILD_DIR/ficus, a Release build) and the nginx upstream (UP_PORT).
+# FICUS ($BUILD_DIR/ficus, a Release build), the nginx upstream (UP_PORT) and the ports of the ficus under test
+# (TLS_PORT, ADMIN_PORT: see ficus_server_section).
 start_ficus_bench() { # name
     RUN="$ROOT/.work/$1"
     set_traps
@@ -70,6 +71,19 @@ start_ficus_bench() { # name
     FICUS="$BUILD_DIR/ficus"
     [ -x "$FICUS" ] || die "no $FICUS: build it in Release first"
     start_upstream
+    TLS_PORT=$(free_port)
+    ADMIN_PORT=$(free_port)
+}
+
+# The `server:` section of those scripts' ficus: one worker, TLS on TLS_PORT, admin on ADMIN_PORT, no access log.
+ficus_server_section() {
+    cat <<CONF
+server:
+  workers: 1
+  listen: [{ address: "127.0.0.1:$TLS_PORT", tls: { certificates: [{ cert: "$CERT", key: "$KEY" }] } }]
+  admin: { address: "127.0.0.1:$ADMIN_PORT" }
+  access_log: off
+CONF
 }
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
